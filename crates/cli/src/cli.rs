@@ -1,0 +1,101 @@
+//! The command line: commands, flags and the examples shown by `--help`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const ABOUT: &str = "Multi-stage canary releases on Kubernetes with Istio and Prometheus, driven from your pipeline.";
+
+const LONG_ABOUT: &str = "\
+Multi-stage canary releases on Kubernetes with Istio and Prometheus, driven from your pipeline.
+
+One release manifest drives a whole release of one service: deploy the new version beside the live one, gate on
+pod health, shift Istio traffic in stages, check Prometheus metrics at every stage, then promote the new version or
+roll back to exactly where the release started. The exit code is the release verdict (see docs/exit-codes.md).";
+
+const EXAMPLES: &str = "\
+Examples:
+  Check a manifest before committing it:
+    fledge validate release.yaml
+
+  Check every manifest of a repository in CI (exit code 2 if any is invalid):
+    fledge validate deploy/releases/*.yaml
+
+  Give your editor completion and checking for manifests:
+    fledge schema > fledge-release.schema.json";
+
+/// The `fledge` command line.
+#[derive(Debug, Parser)]
+#[command(name = "fledge", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES, propagate_version = true)]
+pub(crate) struct Arguments {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check release manifests without touching any cluster.
+    ///
+    /// Every problem of every file is reported on stderr as FILE:LINE:COLUMN: message, with a hint. For each valid
+    /// file a summary of the release goes to stdout. Exit code 0 when every file is valid, 2 otherwise.
+    #[command(after_help = "\
+Examples:
+  fledge validate release.yaml
+  fledge validate examples/*.yaml
+  fledge validate --output json release.yaml | jq '.[0].release.stages'")]
+    Validate {
+        /// Manifest files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// How valid releases are shown on stdout.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Print the JSON Schema of release manifests, for editors and linters.
+    ///
+    /// Save it and point yaml-language-server at it with a modeline as the first line of a manifest:
+    /// `# yaml-language-server: $schema=./fledge-release.schema.json`
+    #[command(after_help = "\
+Examples:
+  fledge schema > fledge-release.schema.json
+  fledge schema | jq '.properties.stages'")]
+    Schema,
+}
+
+/// Output formats for results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A summary for people.
+    Text,
+    /// The validated release with every default filled in, as JSON.
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Arguments::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        let command = Arguments::command();
+        assert!(
+            command
+                .get_after_help()
+                .is_some_and(|help| help.to_string().contains("Examples:"))
+        );
+        for subcommand in command.get_subcommands() {
+            let help = subcommand.get_after_help().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                help.contains("Examples:"),
+                "`fledge {}` --help has no examples",
+                subcommand.get_name()
+            );
+        }
+    }
+}

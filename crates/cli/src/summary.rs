@@ -1,0 +1,183 @@
+//! The summary of a valid release that `fledge validate` prints: what the release will do, in a few lines.
+
+use fledge_core::Release;
+use fledge_core::release::{MetricSource, NoDataPolicy, TemplateSource, Threshold};
+use std::fmt::Write as _;
+
+/// A block describing one valid release, starting with `FILE: valid`.
+pub(crate) fn render(file_name: &str, release: &Release) -> String {
+    let mut out = String::new();
+    let service = &release.service;
+    let _ = writeln!(out, "{file_name}: valid");
+    let previous = match &service.previous_version {
+        Some(previous) => format!("replacing {previous}"),
+        None => "replacing the version live today".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "  release   {} {} in namespace {}, {previous}",
+        service.name, service.version, service.namespace
+    );
+
+    let deploy = &release.deploy;
+    let replicas = match deploy.replicas {
+        Some(1) => "1 replica".to_owned(),
+        Some(count) => format!("{count} replicas"),
+        None => "as many replicas as the live version".to_owned(),
+    };
+    let template = match &deploy.template_source {
+        TemplateSource::LiveVersion => "pod template of the live version".to_owned(),
+        TemplateSource::Deployment(name) => format!("pod template of Deployment {name}"),
+        TemplateSource::Template(_) => "pod template from the manifest".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "  deploy    {} image {}, {replicas}, {template}",
+        release.deployment_name(),
+        deploy.image
+    );
+
+    let gate = &release.gate;
+    let _ = writeln!(
+        out,
+        "  gate      every pod Ready for {} within {}, at most {} restart{} per container",
+        gate.stable_for,
+        gate.timeout,
+        gate.max_restarts,
+        if gate.max_restarts == 1 { "" } else { "s" }
+    );
+    let route = release
+        .traffic
+        .route
+        .as_deref()
+        .map(|route| format!(", route {route}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  traffic   VirtualService {}, DestinationRule {}{route}",
+        release.traffic.virtual_service, release.traffic.destination_rule
+    );
+
+    let analysis = &release.analysis;
+    let no_data = match analysis.no_data {
+        NoDataPolicy::Hold => format!("hold up to {}", analysis.max_hold),
+        NoDataPolicy::Fail => "fail".to_owned(),
+        NoDataPolicy::Pass => "pass".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "  analysis  every {}, {} failure{} tolerated per stage, no data: {no_data}, from {}",
+        analysis.interval,
+        analysis.failure_limit,
+        if analysis.failure_limit == 1 { "" } else { "s" },
+        release.prometheus.url
+    );
+
+    let _ = writeln!(out, "  stages");
+    for (index, stage) in release.stages.iter().enumerate() {
+        let approval = if stage.approval { "  then wait for approval" } else { "" };
+        let _ = writeln!(
+            out,
+            "    {}. {:>4} for {}{approval}",
+            index + 1,
+            stage.weight.to_string(),
+            stage.duration
+        );
+    }
+    if release.final_stage_weight().percent() < 100 {
+        let _ = writeln!(out, "    then promote: 100%");
+    }
+
+    let _ = writeln!(out, "  metrics");
+    let name_width = analysis
+        .metrics
+        .iter()
+        .map(|metric| metric.name.len())
+        .max()
+        .unwrap_or(0);
+    for metric in &analysis.metrics {
+        let unit = match &metric.source {
+            MetricSource::Builtin(builtin) => builtin.unit(),
+            MetricSource::Query(_) => "",
+        };
+        let threshold = match &metric.threshold {
+            Threshold::Absolute { min, max } => {
+                let mut bounds = Vec::new();
+                if let Some(min) = min {
+                    bounds.push(format!(">= {min}{unit}"));
+                }
+                if let Some(max) = max {
+                    bounds.push(format!("<= {max}{unit}"));
+                }
+                bounds.join(" and ")
+            }
+            Threshold::RelativeToPrevious {
+                max_increase,
+                max_decrease,
+            } => {
+                let mut bounds = Vec::new();
+                if let Some(increase) = max_increase {
+                    bounds.push(format!("at most +{increase}"));
+                }
+                if let Some(decrease) = max_decrease {
+                    bounds.push(format!("at most -{decrease}"));
+                }
+                format!("{} vs the previous version", bounds.join(" and "))
+            }
+        };
+        let source = match &metric.source {
+            MetricSource::Builtin(_) => "builtin".to_owned(),
+            MetricSource::Query(_) => "custom query".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "    {:<name_width$}  {threshold}  ({source}, over {})",
+            metric.name, metric.window
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "  promote   100% to {}, old version: {} after {}",
+        service.version,
+        release.promote.cleanup.manifest_name(),
+        release.promote.scale_down_delay
+    );
+    let _ = writeln!(
+        out,
+        "  rollback  restore traffic, new version: {}",
+        release.rollback.new_version.manifest_name()
+    );
+    for notification in &release.notify {
+        let events: Vec<&str> = notification.on.iter().map(|event| event.manifest_name()).collect();
+        let _ = writeln!(
+            out,
+            "  notify    {} on {}",
+            redact_url(&notification.webhook),
+            events.join(", ")
+        );
+    }
+    out
+}
+
+/// Webhook URLs often carry a secret in their path (Slack, Teams): show only the scheme and host.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hidden = if rest.len() > host.len() { "/..." } else { "" };
+    format!("{scheme}://{host}{hidden}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_paths_are_hidden() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/..."
+        );
+        assert_eq!(redact_url("https://hooks.example.com"), "https://hooks.example.com");
+    }
+}

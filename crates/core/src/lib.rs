@@ -1,0 +1,30 @@
+//! fledge's domain, with no I/O: what a release is and how it ends.
+//!
+//! ```text
+//!  manifest ──parse──▶ Release ──▶ runner ──▶ Phase … Phase ──▶ Outcome ──▶ exit code
+//!                        │                      │
+//!                        ├─ Weight, Duration    ├─ GateFailureKind (pod health)
+//!                        └─ Percentage, names   └─ CheckVerdict (metrics)
+//! ```
+//!
+//! Every other fledge crate shares these types. Nothing here talks to a network, a file system or a clock, so the
+//! most important decisions of a release can be tested without any of them.
+
+pub mod duration;
+pub mod names;
+pub mod outcome;
+pub mod percentage;
+pub mod phase;
+pub mod query_template;
+pub mod release;
+pub mod verdict;
+pub mod weight;
+
+pub use duration::Duration;
+pub use outcome::{ExitCode, Outcome, RollbackReason};
+pub use percentage::Percentage;
+pub use phase::Phase;
+pub use query_template::{QueryTemplate, TemplateError, TemplateValues};
+pub use release::Release;
+pub use verdict::{CheckVerdict, GateFailureKind};
+pub use weight::Weight;

@@ -1,0 +1,443 @@
+//! `analysis:` how metrics are judged during the stages, and the metric checks themselves.
+
+use crate::document::{Node, Value};
+use crate::fields::{Field, Kind, Object};
+use crate::reader::{Entries, Read, Reader};
+use crate::suggest::closest;
+use fledge_core::Duration;
+use fledge_core::query_template::{QueryTemplate, TEMPLATE_VARIABLES, TemplateError};
+use fledge_core::release::{Analysis, BuiltinMetric, MetricCheck, MetricSource, NoDataPolicy, Threshold};
+use std::collections::HashMap;
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(10 * 60);
+const BUILTIN_CHOICES: &[&str] = &["success-rate", "latency-p99"];
+
+pub(crate) static ANALYSIS: Object = Object {
+    fields: &[
+        Field::new("interval", Kind::Duration, "how often checks run inside a stage").default("30s"),
+        Field::new(
+            "failureLimit",
+            Kind::Integer { min: 0, max: 100 },
+            "failed check rounds tolerated per stage; one more rolls the release back",
+        )
+        .default("1"),
+        Field::new(
+            "minRequests",
+            Kind::Integer {
+                min: 0,
+                max: 1_000_000_000,
+            },
+            "fewer requests than this to the new version in a check's window means no data",
+        )
+        .default("20"),
+        Field::new(
+            "noData",
+            Kind::Choice(&["hold", "fail", "pass"]),
+            "what a check without data does",
+        )
+        .default("hold"),
+        Field::new(
+            "maxHold",
+            Kind::Duration,
+            "with noData: hold, the longest a stage waits for data before the release is rolled back",
+        )
+        .default("10m"),
+        Field::new(
+            "queryErrorLimit",
+            Kind::Integer { min: 1, max: 100 },
+            "consecutive check rounds with a query error before the release is rolled back",
+        )
+        .default("3"),
+        Field::new("metrics", Kind::List(&Kind::Object(&METRIC)), "the checks")
+            .default("[{builtin: success-rate, min: 99}, {builtin: latency-p99, max: 500}]"),
+    ],
+    exactly_one_of: &[],
+};
+
+pub(crate) static METRIC: Object = Object {
+    fields: &[
+        Field::new(
+            "name",
+            Kind::Name,
+            "unique name in reports; default: the builtin's name (with -vs-previous when compared)",
+        ),
+        Field::new(
+            "builtin",
+            Kind::Choice(BUILTIN_CHOICES),
+            "a builtin Istio metric: success-rate (%) or latency-p99 (ms)",
+        ),
+        Field::new(
+            "query",
+            Kind::Text,
+            "custom PromQL; may use {{service}} {{namespace}} {{version}} {{previousVersion}} {{window}}",
+        ),
+        Field::new(
+            "window",
+            Kind::Duration,
+            "the query's range ({{window}}); default: analysis.interval",
+        ),
+        Field::new("min", Kind::Number, "lowest passing value"),
+        Field::new("max", Kind::Number, "highest passing value"),
+        Field::new(
+            "compare",
+            Kind::Choice(&["previous"]),
+            "judge against the previous version over the same window",
+        ),
+        Field::new(
+            "maxIncrease",
+            Kind::Percentage,
+            "with compare: largest tolerated increase over the previous version",
+        ),
+        Field::new(
+            "maxDecrease",
+            Kind::Percentage,
+            "with compare: largest tolerated decrease below the previous version",
+        ),
+    ],
+    exactly_one_of: &["builtin", "query"],
+};
+
+fn default_metrics(interval: Duration) -> Vec<MetricCheck> {
+    vec![
+        MetricCheck {
+            name: "success-rate".into(),
+            source: MetricSource::Builtin(BuiltinMetric::SuccessRate),
+            window: interval,
+            threshold: Threshold::Absolute {
+                min: Some(99.0),
+                max: None,
+            },
+        },
+        MetricCheck {
+            name: "latency-p99".into(),
+            source: MetricSource::Builtin(BuiltinMetric::LatencyP99),
+            window: interval,
+            threshold: Threshold::Absolute {
+                min: None,
+                max: Some(500.0),
+            },
+        },
+    ]
+}
+
+/// The analysis interval as written (or the default), read without reporting: cross-section rules use it even when
+/// other analysis fields are invalid. `None` when the interval itself is invalid (that is reported by [`read`]).
+pub(super) fn interval(top: &Entries<'_>) -> Option<Duration> {
+    let Some(analysis) = top.get("analysis") else {
+        return Some(DEFAULT_INTERVAL);
+    };
+    let Value::Mapping(pairs) = &analysis.value else {
+        return None;
+    };
+    match pairs
+        .iter()
+        .find(|(key, _)| key.value.scalar_text() == Some("interval"))
+    {
+        None => Some(DEFAULT_INTERVAL),
+        Some((
+            _,
+            Node {
+                value: Value::String(text),
+                ..
+            },
+        )) => Duration::parse(text).ok(),
+        Some(_) => None,
+    }
+}
+
+pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Analysis> {
+    let interval = entries.duration(reader, "interval").or(DEFAULT_INTERVAL);
+    let failure_limit = entries.integer(reader, "failureLimit").or(1);
+    let min_requests = entries.integer(reader, "minRequests").or(20);
+    let no_data = entries.choice(reader, "noData").or("hold").map(|policy| match policy {
+        "fail" => NoDataPolicy::Fail,
+        "pass" => NoDataPolicy::Pass,
+        _ => NoDataPolicy::Hold,
+    });
+    let max_hold = entries.duration(reader, "maxHold").or(DEFAULT_MAX_HOLD);
+    let query_error_limit = entries.integer(reader, "queryErrorLimit").or(3);
+
+    if let (Some(interval), Some(node)) = (interval, entries.get("interval"))
+        && interval < Duration::from_secs(1)
+    {
+        reader.error(
+            node,
+            format!("`analysis.interval` is {interval}, shorter than 1s"),
+            "Prometheus scrapes every few seconds; check every 10s or more",
+        );
+        return None;
+    }
+    if let (Some(interval), Some(max_hold), Some(node)) = (interval, max_hold, entries.get("maxHold"))
+        && max_hold < interval
+    {
+        reader.error(
+            node,
+            format!("`analysis.maxHold` is {max_hold}, shorter than `analysis.interval` ({interval})"),
+            "waiting for data must allow at least one check round",
+        );
+        return None;
+    }
+    let metrics = match (
+        interval,
+        entries.list(
+            reader,
+            "metrics",
+            "write a list of checks, like `- builtin: success-rate`",
+        ),
+    ) {
+        (_, Read::Invalid) | (None, _) => None,
+        (Some(interval), Read::Absent) => Some(default_metrics(interval)),
+        (Some(interval), Read::Value(items)) => read_metrics(reader, entries, items, interval),
+    };
+    Some(Analysis {
+        interval: interval?,
+        failure_limit: u32::try_from(failure_limit?).ok()?,
+        min_requests: u64::try_from(min_requests?).ok()?,
+        no_data: no_data?,
+        max_hold: max_hold?,
+        query_error_limit: u32::try_from(query_error_limit?).ok()?,
+        metrics: metrics?,
+    })
+}
+
+fn read_metrics(
+    reader: &mut Reader,
+    entries: &Entries<'_>,
+    items: &[Node],
+    interval: Duration,
+) -> Option<Vec<MetricCheck>> {
+    if items.is_empty() {
+        let node = entries.get("metrics").expect("present");
+        reader.error(
+            node,
+            "`analysis.metrics` is empty",
+            "list at least one check, or omit `metrics` for the defaults (success-rate ≥ 99, latency-p99 ≤ 500ms)",
+        );
+        return None;
+    }
+    let mut metrics = Vec::new();
+    let mut valid = true;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        let path = format!("analysis.metrics[{index}]");
+        match reader
+            .object(item, &path, &METRIC)
+            .and_then(|metric| read_metric(reader, &metric, interval))
+        {
+            Some(metric) => {
+                if let Some(first) = seen.insert(metric.name.clone(), index) {
+                    reader.error(
+                        item,
+                        format!("`{path}` is named `{}`, like `analysis.metrics[{first}]`", metric.name),
+                        "give each check a unique `name`",
+                    );
+                    valid = false;
+                }
+                metrics.push(metric);
+            }
+            None => valid = false,
+        }
+    }
+    valid.then_some(metrics)
+}
+
+fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) -> Option<MetricCheck> {
+    let path = |name: &str| metric.path_of(name);
+    let name = metric.text(reader, "name").optional();
+    let builtin = metric.choice(reader, "builtin").optional().map(|builtin| {
+        builtin.map(|name| {
+            BuiltinMetric::ALL
+                .into_iter()
+                .find(|metric| metric.manifest_name() == name)
+                .expect("choices match")
+        })
+    });
+    let query = match metric.get("query") {
+        None => Some(None),
+        Some(node) => read_query(reader, node, &path("query")).map(Some),
+    };
+    let window = metric.duration(reader, "window").or(interval);
+    let min = metric.number(reader, "min").optional();
+    let max = metric.number(reader, "max").optional();
+    let compare = metric.choice(reader, "compare").optional();
+    let max_increase = metric.percentage(reader, "maxIncrease").optional();
+    let max_decrease = metric.percentage(reader, "maxDecrease").optional();
+    let (name, builtin, query, window) = (name?, builtin?, query?, window?);
+    let (min, max, compare, max_increase, max_decrease) = (min?, max?, compare?, max_increase?, max_decrease?);
+
+    let source = match (builtin, query) {
+        (Some(builtin), None) => MetricSource::Builtin(builtin),
+        (None, Some(query)) => MetricSource::Query(query),
+        _ => return None, // reported by the exactly-one-of rule
+    };
+    let name = match (name, &source) {
+        (Some(name), _) => name,
+        (None, MetricSource::Builtin(builtin)) if compare.is_some() => {
+            format!("{}-vs-previous", builtin.manifest_name())
+        }
+        (None, MetricSource::Builtin(builtin)) => builtin.manifest_name().to_owned(),
+        (None, MetricSource::Query(_)) => {
+            reader.error(
+                metric.node(),
+                format!("`{}` has a `query` but no `name`", metric.path_of("")).replace(".`", "`"),
+                "name custom checks, like `name: checkout-errors`; the name appears in reports",
+            );
+            return None;
+        }
+    };
+    if window.is_zero() {
+        reader.error(
+            metric.get("window").expect("zero only when set"),
+            format!("`{}` must be longer than 0s", path("window")),
+            "a range query needs a window, like 1m",
+        );
+        return None;
+    }
+    let threshold = if compare.is_some() {
+        for bound in ["min", "max"] {
+            if let Some(key) = metric.key(bound) {
+                reader.error(key, format!("`{}` cannot be used with `compare: previous`", path(bound)), "a compared check is judged with maxIncrease / maxDecrease; put absolute bounds in a separate check");
+                return None;
+            }
+        }
+        if max_increase.is_none() && max_decrease.is_none() {
+            reader.error(
+                metric.key("compare").expect("present"),
+                format!("`{}` needs `maxIncrease` or `maxDecrease`", path("compare")),
+                "say how far the new version may move from the previous one, like `maxIncrease: 20%`",
+            );
+            return None;
+        }
+        Threshold::RelativeToPrevious {
+            max_increase,
+            max_decrease,
+        }
+    } else {
+        for bound in ["maxIncrease", "maxDecrease"] {
+            if let Some(key) = metric.key(bound) {
+                reader.error(
+                    key,
+                    format!("`{}` needs `compare: previous`", path(bound)),
+                    "add `compare: previous` to judge against the previous version, or use min / max",
+                );
+                return None;
+            }
+        }
+        if min.is_none() && max.is_none() {
+            reader.error(
+                metric.node(),
+                format!("check `{name}` has no threshold"),
+                "add `min` and/or `max`, or `compare: previous` with `maxIncrease` / `maxDecrease`",
+            );
+            return None;
+        }
+        check_bounds(reader, metric, &source, min, max)?;
+        Threshold::Absolute { min, max }
+    };
+    Some(MetricCheck {
+        name,
+        source,
+        window,
+        threshold,
+    })
+}
+
+fn check_bounds(
+    reader: &mut Reader,
+    metric: &Entries<'_>,
+    source: &MetricSource,
+    min: Option<f64>,
+    max: Option<f64>,
+) -> Option<()> {
+    let range = match source {
+        MetricSource::Builtin(BuiltinMetric::SuccessRate) => {
+            Some((0.0, 100.0, "success-rate is a percentage from 0 to 100, like `min: 99`"))
+        }
+        MetricSource::Builtin(BuiltinMetric::LatencyP99) => Some((
+            0.0,
+            f64::MAX,
+            "latency-p99 is in milliseconds, 0 or more, like `max: 500`",
+        )),
+        MetricSource::Query(_) => None,
+    };
+    let mut valid = true;
+    if let Some((low, high, hint)) = range {
+        for (bound, value) in [("min", min), ("max", max)] {
+            if let Some(value) = value.filter(|value| *value < low || *value > high) {
+                let node = metric.get(bound).expect("set");
+                reader.error(
+                    node,
+                    format!("`{}` is {value}, outside the metric's range", metric.path_of(bound)),
+                    hint,
+                );
+                valid = false;
+            }
+        }
+    }
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        reader.error(
+            metric.get("min").expect("set"),
+            format!("`{}` ({min}) is above `max` ({max})", metric.path_of("min")),
+            "no value could pass; swap or fix the bounds",
+        );
+        valid = false;
+    }
+    valid.then_some(())
+}
+
+fn read_query(reader: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let query = reader.text(node, path)?;
+    if query.trim().is_empty() {
+        reader.error(node, format!("`{path}` is empty"), "write a PromQL expression");
+        return None;
+    }
+    match QueryTemplate::parse(&query) {
+        Ok(template) => {
+            if !template.uses("version") {
+                reader.warning(
+                    node,
+                    format!("`{path}` does not use {{{{version}}}}"),
+                    "without it the query measures every version of the service, not the new one",
+                );
+            }
+            Some(query)
+        }
+        Err(TemplateError::UnknownVariable { name }) => {
+            let known = TEMPLATE_VARIABLES
+                .map(|variable| format!("{{{{{variable}}}}}"))
+                .join(" ");
+            let hint = match closest(&name, TEMPLATE_VARIABLES) {
+                Some(suggestion) => format!("did you mean {{{{{suggestion}}}}}? known variables: {known}"),
+                None => format!("known variables: {known}"),
+            };
+            reader.error(
+                node,
+                format!("`{path}` uses unknown template variable `{{{{{name}}}}}`"),
+                hint,
+            );
+            None
+        }
+        Err(TemplateError::Unclosed { .. }) => {
+            reader.error(
+                node,
+                format!("`{path}` has `{{{{` without a closing `}}}}`"),
+                "write variables as {{version}}",
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_choices_are_the_core_names() {
+        let names: Vec<&str> = BuiltinMetric::ALL.iter().map(|metric| metric.manifest_name()).collect();
+        assert_eq!(names, BUILTIN_CHOICES);
+    }
+}
