@@ -131,3 +131,36 @@ pub(crate) fn all_field_paths() -> Vec<(String, &'static Field)> {
     walk("", &crate::sections::RELEASE, &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/manifest.md is the reference users read: every field the parser accepts must be documented there.
+    #[test]
+    fn every_field_is_documented() {
+        let reference = include_str!("../../../docs/manifest.md");
+        let missing: Vec<String> = all_field_paths()
+            .into_iter()
+            .map(|(path, _)| path)
+            .filter(|path| !reference.contains(&format!("`{path}`")))
+            .collect();
+        assert!(missing.is_empty(), "fields missing from docs/manifest.md: {missing:?}");
+    }
+
+    #[test]
+    fn every_default_in_the_table_is_valid_for_its_kind() {
+        for (path, field) in all_field_paths() {
+            let Some(default) = field.default else { continue };
+            let valid = match &field.kind {
+                Kind::Duration => fledge_core::Duration::parse(default).is_ok(),
+                Kind::Integer { min, max } => default.parse::<i64>().is_ok_and(|value| (*min..=*max).contains(&value)),
+                Kind::Choice(choices) => choices.contains(&default),
+                Kind::Bool => matches!(default, "true" | "false"),
+                Kind::Name => fledge_core::names::check_dns_label(default).is_ok(),
+                _ => true,
+            };
+            assert!(valid, "default {default:?} of {path} is not a valid {:?}", field.kind);
+        }
+    }
+}
