@@ -60,6 +60,26 @@ Examples:
   fledge schema > fledge-release.schema.json
   fledge schema | jq '.properties.stages'")]
     Schema,
+    /// Run the simulated Kubernetes cluster (fledge-sim) until interrupted.
+    ///
+    /// Serves a Kubernetes API that kubectl and fledge accept, with a deployment controller, simulated kubelet
+    /// behaviours chosen by image, and Istio telemetry on a metrics endpoint. Writes a kubeconfig for it.
+    #[command(after_help = "\
+Examples:
+  fledge sim --kubeconfig /tmp/sim.kubeconfig &
+  KUBECONFIG=/tmp/sim.kubeconfig kubectl get pods -A
+  fledge sim --scenario examples/sim/bookinfo.yaml --kubeconfig /tmp/sim.kubeconfig --port 6443")]
+    Sim {
+        /// Where to write the kubeconfig for the simulator.
+        #[arg(long, value_name = "PATH")]
+        kubeconfig: PathBuf,
+        /// Port of the Kubernetes API on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Scenario file: behaviours by image, traffic, and objects to create at start.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+    },
 }
 
 /// Output formats for results.
@@ -84,18 +104,10 @@ mod tests {
     #[test]
     fn every_command_has_examples_in_its_help() {
         let command = Arguments::command();
-        assert!(
-            command
-                .get_after_help()
-                .is_some_and(|help| help.to_string().contains("Examples:"))
-        );
+        assert!(command.get_after_help().is_some_and(|help| help.to_string().contains("Examples:")));
         for subcommand in command.get_subcommands() {
             let help = subcommand.get_after_help().map(ToString::to_string).unwrap_or_default();
-            assert!(
-                help.contains("Examples:"),
-                "`fledge {}` --help has no examples",
-                subcommand.get_name()
-            );
+            assert!(help.contains("Examples:"), "`fledge {}` --help has no examples", subcommand.get_name());
         }
     }
 }

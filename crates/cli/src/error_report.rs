@@ -28,12 +28,7 @@ mod tests {
 
     #[test]
     fn prints_every_cause_once() {
-        let error = ReadFailed {
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        };
-        assert_eq!(
-            render_chain(&error),
-            "error: failed to read manifest release.yaml: no such file"
-        );
+        let error = ReadFailed { source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file") };
+        assert_eq!(render_chain(&error), "error: failed to read manifest release.yaml: no such file");
     }
 }

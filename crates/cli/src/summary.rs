@@ -30,12 +30,7 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
         TemplateSource::Deployment(name) => format!("pod template of Deployment {name}"),
         TemplateSource::Template(_) => "pod template from the manifest".to_owned(),
     };
-    let _ = writeln!(
-        out,
-        "  deploy    {} image {}, {replicas}, {template}",
-        release.deployment_name(),
-        deploy.image
-    );
+    let _ = writeln!(out, "  deploy    {} image {}, {replicas}, {template}", release.deployment_name(), deploy.image);
 
     let gate = &release.gate;
     let _ = writeln!(
@@ -46,12 +41,7 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
         gate.max_restarts,
         if gate.max_restarts == 1 { "" } else { "s" }
     );
-    let route = release
-        .traffic
-        .route
-        .as_deref()
-        .map(|route| format!(", route {route}"))
-        .unwrap_or_default();
+    let route = release.traffic.route.as_deref().map(|route| format!(", route {route}")).unwrap_or_default();
     let _ = writeln!(
         out,
         "  traffic   VirtualService {}, DestinationRule {}{route}",
@@ -76,25 +66,14 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
     let _ = writeln!(out, "  stages");
     for (index, stage) in release.stages.iter().enumerate() {
         let approval = if stage.approval { "  then wait for approval" } else { "" };
-        let _ = writeln!(
-            out,
-            "    {}. {:>4} for {}{approval}",
-            index + 1,
-            stage.weight.to_string(),
-            stage.duration
-        );
+        let _ = writeln!(out, "    {}. {:>4} for {}{approval}", index + 1, stage.weight.to_string(), stage.duration);
     }
     if release.final_stage_weight().percent() < 100 {
         let _ = writeln!(out, "    then promote: 100%");
     }
 
     let _ = writeln!(out, "  metrics");
-    let name_width = analysis
-        .metrics
-        .iter()
-        .map(|metric| metric.name.len())
-        .max()
-        .unwrap_or(0);
+    let name_width = analysis.metrics.iter().map(|metric| metric.name.len()).max().unwrap_or(0);
     for metric in &analysis.metrics {
         let unit = match &metric.source {
             MetricSource::Builtin(builtin) => builtin.unit(),
@@ -111,10 +90,7 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
                 }
                 bounds.join(" and ")
             }
-            Threshold::RelativeToPrevious {
-                max_increase,
-                max_decrease,
-            } => {
+            Threshold::RelativeToPrevious { max_increase, max_decrease } => {
                 let mut bounds = Vec::new();
                 if let Some(increase) = max_increase {
                     bounds.push(format!("at most +{increase}"));
@@ -129,11 +105,7 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
             MetricSource::Builtin(_) => "builtin".to_owned(),
             MetricSource::Query(_) => "custom query".to_owned(),
         };
-        let _ = writeln!(
-            out,
-            "    {:<name_width$}  {threshold}  ({source}, over {})",
-            metric.name, metric.window
-        );
+        let _ = writeln!(out, "    {:<name_width$}  {threshold}  ({source}, over {})", metric.name, metric.window);
     }
 
     let _ = writeln!(
@@ -143,19 +115,10 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
         release.promote.cleanup.manifest_name(),
         release.promote.scale_down_delay
     );
-    let _ = writeln!(
-        out,
-        "  rollback  restore traffic, new version: {}",
-        release.rollback.new_version.manifest_name()
-    );
+    let _ = writeln!(out, "  rollback  restore traffic, new version: {}", release.rollback.new_version.manifest_name());
     for notification in &release.notify {
         let events: Vec<&str> = notification.on.iter().map(|event| event.manifest_name()).collect();
-        let _ = writeln!(
-            out,
-            "  notify    {} on {}",
-            redact_url(&notification.webhook),
-            events.join(", ")
-        );
+        let _ = writeln!(out, "  notify    {} on {}", redact_url(&notification.webhook), events.join(", "));
     }
     out
 }
@@ -174,10 +137,7 @@ mod tests {
 
     #[test]
     fn webhook_paths_are_hidden() {
-        assert_eq!(
-            redact_url("https://hooks.slack.com/services/T0/B0/secret"),
-            "https://hooks.slack.com/..."
-        );
+        assert_eq!(redact_url("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/...");
         assert_eq!(redact_url("https://hooks.example.com"), "https://hooks.example.com");
     }
 }

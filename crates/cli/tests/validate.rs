@@ -4,18 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fledge(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fledge"))
-        .args(arguments)
-        .current_dir(workspace())
-        .output()
-        .expect("fledge runs")
+    Command::new(env!("CARGO_BIN_EXE_fledge")).args(arguments).current_dir(workspace()).output().expect("fledge runs")
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn yaml_files(folder: &str) -> Vec<String> {
@@ -37,29 +30,18 @@ fn text(bytes: &[u8]) -> String {
 fn examples_are_valid_and_summarised_on_stdout() {
     let examples = yaml_files("examples");
     assert!(examples.len() >= 5);
-    let arguments: Vec<&str> = std::iter::once("validate")
-        .chain(examples.iter().map(String::as_str))
-        .collect();
+    let arguments: Vec<&str> = std::iter::once("validate").chain(examples.iter().map(String::as_str)).collect();
     let output = fledge(&arguments);
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "stderr: {}", text(&output.stderr));
     assert_eq!(text(&output.stderr), "", "examples must not even warn");
     for example in &examples {
-        assert!(
-            stdout.contains(&format!("{example}: valid\n")),
-            "no summary for {example}"
-        );
+        assert!(stdout.contains(&format!("{example}: valid\n")), "no summary for {example}");
     }
     // The summary shows what the release will do: stages with weights and durations, metrics with thresholds.
-    assert!(
-        stdout.contains("    2.  50% for 5m  then wait for approval\n"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("    2.  50% for 5m  then wait for approval\n"), "{stdout}");
     assert!(stdout.contains("success-rate  >= 99%"), "{stdout}");
-    assert!(
-        stdout.contains("latency-p99-vs-previous   at most +20% vs the previous version"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("latency-p99-vs-previous   at most +20% vs the previous version"), "{stdout}");
 }
 
 #[test]
@@ -75,9 +57,7 @@ fn every_invalid_fixture_exits_2_with_located_errors_on_stderr_only() {
         let source = std::fs::read_to_string(workspace().join(&fixture)).unwrap();
         for expectation in source.lines().filter_map(|line| line.strip_prefix("# expect: ")) {
             let (position, message) = expectation.split_once(' ').unwrap();
-            let located = stderr
-                .lines()
-                .any(|line| line.starts_with(&format!("{fixture}:{position}: ")));
+            let located = stderr.lines().any(|line| line.starts_with(&format!("{fixture}:{position}: ")));
             assert!(located, "{fixture}: no error at {position} ({message}):\n{stderr}");
             assert!(stderr.contains(message), "{fixture}: {message:?} missing:\n{stderr}");
         }
@@ -86,15 +66,9 @@ fn every_invalid_fixture_exits_2_with_located_errors_on_stderr_only() {
 
 #[test]
 fn unknown_field_typos_get_the_right_suggestion() {
-    let output = fledge(&[
-        "validate",
-        "crates/manifest/tests/fixtures/invalid/unknown-field-in-section.yaml",
-    ]);
+    let output = fledge(&["validate", "crates/manifest/tests/fixtures/invalid/unknown-field-in-section.yaml"]);
     let stderr = text(&output.stderr);
-    assert!(
-        stderr.contains(":8:3: unknown field `verison` in `service`\n"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(":8:3: unknown field `verison` in `service`\n"), "{stderr}");
     assert!(stderr.contains("= hint: did you mean `version`?\n"), "{stderr}");
 }
 
@@ -116,10 +90,7 @@ fn unreadable_files_are_invalid_input_with_the_cause() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(text(&output.stdout), "");
     let stderr = text(&output.stderr);
-    assert!(
-        stderr.starts_with("error: failed to read manifest does/not/exist.yaml: "),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: failed to read manifest does/not/exist.yaml: "), "{stderr}");
     assert!(stderr.contains("No such file or directory"), "{stderr}");
 }
 
@@ -171,11 +142,7 @@ fn committed_schema_file_is_current() {
     let committed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(workspace().join("docs/fledge-release.schema.json")).unwrap())
             .unwrap();
-    assert_eq!(
-        committed,
-        schema(),
-        "run `fledge schema > docs/fledge-release.schema.json`"
-    );
+    assert_eq!(committed, schema(), "run `fledge schema > docs/fledge-release.schema.json`");
 }
 
 /// The manifest as JSON, read as YAML 1.2 reads it (as editors do): `yes` is a string, not a boolean.
@@ -190,10 +157,7 @@ fn schema_accepts_every_valid_manifest() {
     let mut files = yaml_files("examples");
     files.extend(yaml_files("crates/manifest/tests/fixtures/valid"));
     for file in files {
-        let errors: Vec<String> = validator
-            .iter_errors(&yaml_as_json(&file))
-            .map(|error| error.to_string())
-            .collect();
+        let errors: Vec<String> = validator.iter_errors(&yaml_as_json(&file)).map(|error| error.to_string()).collect();
         assert!(errors.is_empty(), "{file}: {errors:?}");
     }
 }

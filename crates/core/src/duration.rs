@@ -93,9 +93,7 @@ impl Duration {
                 return Err(DurationParseError::MissingNumber { rest: rest.to_owned() });
             }
             let (digits, after_digits) = rest.split_at(digits_end);
-            let unit_end = after_digits
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(after_digits.len());
+            let unit_end = after_digits.find(|c: char| c.is_ascii_digit()).unwrap_or(after_digits.len());
             let (unit, after_unit) = after_digits.split_at(unit_end);
             if unit.starts_with(['.', ',']) {
                 return Err(DurationParseError::Fraction);
@@ -106,9 +104,7 @@ impl Duration {
                 "m" => 60_000,
                 "h" => 3_600_000,
                 "" => {
-                    return Err(DurationParseError::MissingUnit {
-                        number: digits.to_owned(),
-                    });
+                    return Err(DurationParseError::MissingUnit { number: digits.to_owned() });
                 }
                 other => return Err(DurationParseError::UnknownUnit { unit: other.to_owned() }),
             };
@@ -184,29 +180,14 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_duration() {
         assert_eq!(Duration::parse(""), Err(DurationParseError::Empty));
-        assert_eq!(
-            Duration::parse("30"),
-            Err(DurationParseError::MissingUnit { number: "30".into() })
-        );
-        assert_eq!(
-            Duration::parse("5min"),
-            Err(DurationParseError::UnknownUnit { unit: "min".into() })
-        );
+        assert_eq!(Duration::parse("30"), Err(DurationParseError::MissingUnit { number: "30".into() }));
+        assert_eq!(Duration::parse("5min"), Err(DurationParseError::UnknownUnit { unit: "min".into() }));
         assert_eq!(Duration::parse("1.5h"), Err(DurationParseError::Fraction));
-        assert_eq!(
-            Duration::parse("m"),
-            Err(DurationParseError::MissingNumber { rest: "m".into() })
-        );
-        assert_eq!(
-            Duration::parse("-5s"),
-            Err(DurationParseError::MissingNumber { rest: "-5s".into() })
-        );
+        assert_eq!(Duration::parse("m"), Err(DurationParseError::MissingNumber { rest: "m".into() }));
+        assert_eq!(Duration::parse("-5s"), Err(DurationParseError::MissingNumber { rest: "-5s".into() }));
         assert_eq!(Duration::parse("30s1m"), Err(DurationParseError::UnitOrder));
         assert_eq!(Duration::parse("1m1m"), Err(DurationParseError::UnitOrder));
-        assert_eq!(
-            Duration::parse("99999999999999999999h"),
-            Err(DurationParseError::TooLong)
-        );
+        assert_eq!(Duration::parse("99999999999999999999h"), Err(DurationParseError::TooLong));
         assert_eq!(Duration::parse("169h"), Err(DurationParseError::TooLong));
     }
 

@@ -20,10 +20,7 @@ pub fn check_dns_label(name: &str) -> Result<(), &'static str> {
     if name.len() > DNS_LABEL_MAX_LENGTH {
         return Err("it is longer than 63 characters");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
         return Err("only lowercase letters, digits and '-' are allowed");
     }
     if name.starts_with('-') || name.ends_with('-') {
@@ -56,10 +53,7 @@ pub fn check_label_value(value: &str) -> Result<(), &'static str> {
     if value.len() > LABEL_VALUE_MAX_LENGTH {
         return Err("it is longer than 63 characters");
     }
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
+    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
         return Err("only letters, digits, '-', '_' and '.' are allowed");
     }
     let first_and_last_alphanumeric = value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
@@ -104,13 +98,8 @@ pub fn check_image_reference(reference: &str) -> Result<(), &'static str> {
     if let Some(tag) = tag {
         let tag_ok = !tag.is_empty()
             && tag.len() <= 128
-            && tag
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !tag_ok {
             return Err("the tag must be 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'");
         }
@@ -127,10 +116,7 @@ pub fn check_image_reference(reference: &str) -> Result<(), &'static str> {
             Some((host, port)) => (host, Some(port)),
             None => (registry, None),
         };
-        let host_ok = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+        let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
         if !host_ok || port.is_some_and(|port| port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit())) {
             return Err("the registry must be a host name with an optional numeric port");
         }

@@ -46,11 +46,7 @@ pub enum RollbackReason {
 impl RollbackReason {
     /// The rollback reason for a failed gate.
     pub fn for_gate_failure(kind: GateFailureKind) -> RollbackReason {
-        if kind.is_deadline() {
-            RollbackReason::Deadline
-        } else {
-            RollbackReason::PodHealth
-        }
+        if kind.is_deadline() { RollbackReason::Deadline } else { RollbackReason::PodHealth }
     }
 }
 
@@ -135,22 +131,10 @@ mod tests {
 
     #[test]
     fn deadlines_and_pod_failures_roll_back_for_different_reasons() {
-        assert_eq!(
-            RollbackReason::for_gate_failure(GateFailureKind::Timeout),
-            RollbackReason::Deadline
-        );
-        assert_eq!(
-            RollbackReason::for_gate_failure(GateFailureKind::ProgressDeadline),
-            RollbackReason::Deadline
-        );
-        assert_eq!(
-            RollbackReason::for_gate_failure(GateFailureKind::CrashLoop),
-            RollbackReason::PodHealth
-        );
-        assert_eq!(
-            RollbackReason::for_gate_failure(GateFailureKind::Unschedulable),
-            RollbackReason::PodHealth
-        );
+        assert_eq!(RollbackReason::for_gate_failure(GateFailureKind::Timeout), RollbackReason::Deadline);
+        assert_eq!(RollbackReason::for_gate_failure(GateFailureKind::ProgressDeadline), RollbackReason::Deadline);
+        assert_eq!(RollbackReason::for_gate_failure(GateFailureKind::CrashLoop), RollbackReason::PodHealth);
+        assert_eq!(RollbackReason::for_gate_failure(GateFailureKind::Unschedulable), RollbackReason::PodHealth);
     }
 
     /// docs/exit-codes.md is what pipeline authors read; every row must match the code, and every outcome must have
@@ -167,10 +151,8 @@ mod tests {
                 Some((code, name))
             })
             .collect();
-        let expected: Vec<(u8, String)> = Outcome::ALL
-            .iter()
-            .map(|outcome| (outcome.exit_code().0, outcome.name().to_owned()))
-            .collect();
+        let expected: Vec<(u8, String)> =
+            Outcome::ALL.iter().map(|outcome| (outcome.exit_code().0, outcome.name().to_owned())).collect();
         assert_eq!(rows, expected);
     }
 }

@@ -27,9 +27,7 @@ impl Percentage {
     /// Parses `20%` or `12.5%`.
     pub fn parse(text: &str) -> Result<Percentage, PercentageParseError> {
         let number = text.strip_suffix('%').ok_or(PercentageParseError::MissingPercentSign)?;
-        let not_a_number = || PercentageParseError::NotANumber {
-            number: number.to_owned(),
-        };
+        let not_a_number = || PercentageParseError::NotANumber { number: number.to_owned() };
         if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(not_a_number());
         }
@@ -84,21 +82,9 @@ mod tests {
     #[test]
     fn rejects_numbers_without_sign_and_signs_without_numbers() {
         assert_eq!(Percentage::parse("20"), Err(PercentageParseError::MissingPercentSign));
-        assert_eq!(
-            Percentage::parse("%"),
-            Err(PercentageParseError::NotANumber { number: String::new() })
-        );
-        assert_eq!(
-            Percentage::parse("-5%"),
-            Err(PercentageParseError::NotANumber { number: "-5".into() })
-        );
-        assert_eq!(
-            Percentage::parse("1e3%"),
-            Err(PercentageParseError::NotANumber { number: "1e3".into() })
-        );
-        assert_eq!(
-            Percentage::parse("1..2%"),
-            Err(PercentageParseError::NotANumber { number: "1..2".into() })
-        );
+        assert_eq!(Percentage::parse("%"), Err(PercentageParseError::NotANumber { number: String::new() }));
+        assert_eq!(Percentage::parse("-5%"), Err(PercentageParseError::NotANumber { number: "-5".into() }));
+        assert_eq!(Percentage::parse("1e3%"), Err(PercentageParseError::NotANumber { number: "1e3".into() }));
+        assert_eq!(Percentage::parse("1..2%"), Err(PercentageParseError::NotANumber { number: "1..2".into() }));
     }
 }

@@ -59,9 +59,7 @@ impl QueryTemplate {
         let mut consumed = 0;
         while let Some(start) = rest.find("{{") {
             let after_open = &rest[start + 2..];
-            let end = after_open.find("}}").ok_or(TemplateError::Unclosed {
-                offset: consumed + start,
-            })?;
+            let end = after_open.find("}}").ok_or(TemplateError::Unclosed { offset: consumed + start })?;
             let name = after_open[..end].trim();
             let variable = TEMPLATE_VARIABLES
                 .iter()
@@ -83,9 +81,7 @@ impl QueryTemplate {
 
     /// Whether the template uses a variable.
     pub fn uses(&self, variable: &str) -> bool {
-        self.parts
-            .iter()
-            .any(|part| matches!(part, Part::Variable(name) if *name == variable))
+        self.parts.iter().any(|part| matches!(part, Part::Variable(name) if *name == variable))
     }
 
     /// The query with every variable replaced.
@@ -125,20 +121,14 @@ mod tests {
             r#"sum(rate(x{app="{{service}}",ns="{{ namespace }}",v="{{version}}",p="{{previousVersion}}"}[{{window}}]))"#,
         )
         .unwrap();
-        assert_eq!(
-            template.render(&values()),
-            r#"sum(rate(x{app="reviews",ns="bookinfo",v="v2",p="v1"}[1m30s]))"#
-        );
+        assert_eq!(template.render(&values()), r#"sum(rate(x{app="reviews",ns="bookinfo",v="v2",p="v1"}[1m30s]))"#);
         assert!(template.uses("version"));
     }
 
     #[test]
     fn escapes_values_for_promql_strings() {
         let template = QueryTemplate::parse(r#"x{a="{{service}}"}"#).unwrap();
-        let odd = TemplateValues {
-            service: r#"a"b\c"#.into(),
-            ..values()
-        };
+        let odd = TemplateValues { service: r#"a"b\c"#.into(), ..values() };
         assert_eq!(template.render(&odd), r#"x{a="a\"b\\c"}"#);
     }
 
@@ -148,13 +138,7 @@ mod tests {
             QueryTemplate::parse("x{v=\"{{ verison }}\"}"),
             Err(TemplateError::UnknownVariable { name: "verison".into() })
         );
-        assert_eq!(
-            QueryTemplate::parse("ab {{version"),
-            Err(TemplateError::Unclosed { offset: 3 })
-        );
-        assert_eq!(
-            QueryTemplate::parse("no variables").unwrap().render(&values()),
-            "no variables"
-        );
+        assert_eq!(QueryTemplate::parse("ab {{version"), Err(TemplateError::Unclosed { offset: 3 }));
+        assert_eq!(QueryTemplate::parse("no variables").unwrap().render(&values()), "no variables");
     }
 }

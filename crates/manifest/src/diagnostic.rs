@@ -27,10 +27,7 @@ impl Location {
 
     pub(crate) fn from_saphyr(location: serde_saphyr::Location) -> Location {
         let clamp = |value: u64| u32::try_from(value).unwrap_or(u32::MAX).max(1);
-        Location {
-            line: clamp(location.line()),
-            column: clamp(location.column()),
-        }
+        Location { line: clamp(location.line()), column: clamp(location.column()) }
     }
 }
 
@@ -61,21 +58,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `location`.
     pub fn error(location: Location, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Error,
-            location,
-            width: 1,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { severity: Severity::Error, location, width: 1, message: message.into(), hint: None }
     }
 
     /// A warning at `location`.
     pub fn warning(location: Location, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(location, message)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(location, message) }
     }
 
     /// The same diagnostic with a hint.
@@ -152,11 +140,7 @@ impl Diagnostics {
 
     /// Renders every diagnostic, one block each, followed by a count line.
     pub fn render(&self, file_name: &str, source: &str) -> String {
-        let mut out: String = self
-            .0
-            .iter()
-            .map(|diagnostic| diagnostic.render(file_name, source))
-            .collect();
+        let mut out: String = self.0.iter().map(|diagnostic| diagnostic.render(file_name, source)).collect();
         let errors = self.error_count();
         let warnings = self.0.len() - errors;
         if errors > 0 {

@@ -69,17 +69,12 @@ pub(crate) fn parse_document(source: &str) -> Result<Node, Diagnostic> {
     if source.len() > MAX_MANIFEST_BYTES {
         return Err(Diagnostic::error(
             Location::START,
-            format!(
-                "the manifest is {} bytes, more than the limit of {MAX_MANIFEST_BYTES}",
-                source.len()
-            ),
+            format!("the manifest is {} bytes, more than the limit of {MAX_MANIFEST_BYTES}", source.len()),
         )
         .with_hint("a release manifest is a few kilobytes; check that this is the right file"));
     }
     if source.trim().is_empty()
-        || source
-            .lines()
-            .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+        || source.lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
     {
         return Err(Diagnostic::error(Location::START, "the manifest is empty")
             .with_hint("start from examples/minimal.yaml, or run `fledge schema` for every field"));
@@ -115,26 +110,19 @@ fn yaml_error_diagnostic(error: &serde_saphyr::Error) -> Diagnostic {
         inner = error;
     }
     let (message, hint) = match inner {
-        Error::Budget {
-            breach: BudgetBreach::Documents { .. },
-            ..
-        }
-        | Error::MultipleDocuments { .. } => (
+        Error::Budget { breach: BudgetBreach::Documents { .. }, .. } | Error::MultipleDocuments { .. } => (
             "the file holds more than one YAML document".to_owned(),
             "a manifest holds exactly one release; put other releases in their own files",
         ),
-        Error::Budget {
-            breach: BudgetBreach::Depth { .. },
-            ..
-        } => (format!("the manifest nests deeper than {MAX_DEPTH} levels"), SIZE_HINT),
-        Error::Budget {
-            breach: BudgetBreach::Aliases { .. },
-            ..
-        } => (format!("the manifest uses more than {MAX_ALIASES} aliases"), SIZE_HINT),
-        Error::Budget {
-            breach: BudgetBreach::Nodes { .. },
-            ..
-        } => (format!("the manifest has more than {MAX_NODES} values"), SIZE_HINT),
+        Error::Budget { breach: BudgetBreach::Depth { .. }, .. } => {
+            (format!("the manifest nests deeper than {MAX_DEPTH} levels"), SIZE_HINT)
+        }
+        Error::Budget { breach: BudgetBreach::Aliases { .. }, .. } => {
+            (format!("the manifest uses more than {MAX_ALIASES} aliases"), SIZE_HINT)
+        }
+        Error::Budget { breach: BudgetBreach::Nodes { .. }, .. } => {
+            (format!("the manifest has more than {MAX_NODES} values"), SIZE_HINT)
+        }
         Error::Budget { .. } => ("the manifest is too large or too complex".to_owned(), SIZE_HINT),
         Error::AliasReplayLimitExceeded { .. }
         | Error::AliasExpansionLimitExceeded { .. }
@@ -150,17 +138,8 @@ fn yaml_error_diagnostic(error: &serde_saphyr::Error) -> Diagnostic {
         _ => {
             let message = inner.to_string();
             // Some messages end with " at line L, column C"; the location is printed in front already.
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .trim_end_matches('.')
-                .to_owned();
-            (
-                message,
-                "the file is not valid YAML here; check indentation, quotes and `: ` after each key",
-            )
+            let message = message.split(" at line ").next().unwrap_or_default().trim().trim_end_matches('.').to_owned();
+            (message, "the file is not valid YAML here; check indentation, quotes and `: ` after each key")
         }
     };
     Diagnostic::error(location, format!("invalid YAML: {message}")).with_hint(hint)
@@ -194,12 +173,9 @@ impl ScalarText<'_> {
             RawValue::Float(value) => Value::Float(value, text.to_owned()),
             RawValue::String(value) => Value::String(value),
             RawValue::Sequence(items) => Value::Sequence(items.into_iter().map(|item| self.node(item)).collect()),
-            RawValue::Mapping(entries) => Value::Mapping(
-                entries
-                    .into_iter()
-                    .map(|(key, value)| (self.node(key), self.node(value)))
-                    .collect(),
-            ),
+            RawValue::Mapping(entries) => {
+                Value::Mapping(entries.into_iter().map(|(key, value)| (self.node(key), self.node(value))).collect())
+            }
         };
         Node { location, width, value }
     }
@@ -252,9 +228,7 @@ impl<'de> Visitor<'de> for RawValueVisitor {
         Ok(RawValue::Integer(value))
     }
     fn visit_u128<E: de::Error>(self, value: u128) -> Result<RawValue, E> {
-        i128::try_from(value)
-            .map(RawValue::Integer)
-            .map_err(|_| E::custom("integer is too large"))
+        i128::try_from(value).map(RawValue::Integer).map_err(|_| E::custom("integer is too large"))
     }
     fn visit_f64<E>(self, value: f64) -> Result<RawValue, E> {
         Ok(RawValue::Float(value))
@@ -266,9 +240,7 @@ impl<'de> Visitor<'de> for RawValueVisitor {
         Ok(RawValue::String(value))
     }
     fn visit_bytes<E: de::Error>(self, value: &[u8]) -> Result<RawValue, E> {
-        String::from_utf8(value.to_vec())
-            .map(RawValue::String)
-            .map_err(|_| E::custom("binary value is not text"))
+        String::from_utf8(value.to_vec()).map(RawValue::String).map_err(|_| E::custom("binary value is not text"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<RawValue, A::Error> {
         let mut items = Vec::new();

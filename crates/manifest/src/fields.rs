@@ -18,13 +18,7 @@ pub(crate) struct Field {
 impl Field {
     /// An optional field without a constant default.
     pub(crate) const fn new(name: &'static str, kind: Kind, description: &'static str) -> Field {
-        Field {
-            name,
-            kind,
-            required: false,
-            default: None,
-            description,
-        }
+        Field { name, kind, required: false, default: None, description }
     }
 
     /// The same field, required.
@@ -34,10 +28,7 @@ impl Field {
 
     /// The same field with a constant default.
     pub(crate) const fn default(self, default: &'static str) -> Field {
-        Field {
-            default: Some(default),
-            ..self
-        }
+        Field { default: Some(default), ..self }
     }
 }
 
@@ -114,11 +105,7 @@ impl Object {
 pub(crate) fn all_field_paths() -> Vec<(String, &'static Field)> {
     fn walk(prefix: &str, object: &'static Object, out: &mut Vec<(String, &'static Field)>) {
         for field in object.fields {
-            let path = if prefix.is_empty() {
-                field.name.to_owned()
-            } else {
-                format!("{prefix}.{}", field.name)
-            };
+            let path = if prefix.is_empty() { field.name.to_owned() } else { format!("{prefix}.{}", field.name) };
             out.push((path.clone(), field));
             match &field.kind {
                 Kind::Object(child) => walk(&path, child, out),

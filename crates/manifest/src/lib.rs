@@ -41,16 +41,11 @@ pub fn parse(source: &str) -> Result<Validated, Diagnostics> {
     let release = sections::read_release(&mut reader, &root);
     let has_errors = reader.diagnostics.iter().any(Diagnostic::is_error);
     match release {
-        Some(release) if !has_errors => Ok(Validated {
-            release,
-            warnings: Diagnostics::new(reader.diagnostics),
-        }),
+        Some(release) if !has_errors => Ok(Validated { release, warnings: Diagnostics::new(reader.diagnostics) }),
         _ => {
             debug_assert!(has_errors, "an invalid release must come with at least one error");
             if !has_errors {
-                reader
-                    .diagnostics
-                    .push(Diagnostic::error(Location::START, "the manifest is invalid"));
+                reader.diagnostics.push(Diagnostic::error(Location::START, "the manifest is invalid"));
             }
             Err(Diagnostics::new(reader.diagnostics))
         }
@@ -98,28 +93,16 @@ pub enum LoadError {
 /// Reads a manifest file (at most [`MAX_MANIFEST_BYTES`]) and validates it.
 pub fn load(path: &Path) -> Result<Validated, LoadError> {
     use std::io::Read as _;
-    let read_error = |source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    };
+    let read_error = |source| LoadError::Read { path: path.to_owned(), source };
     let file = std::fs::File::open(path).map_err(read_error)?;
     // Read one byte past the limit through `take`, so a huge file or an endless stream (a pipe, /dev/zero) is
     // refused without being read into memory.
     let mut bytes = Vec::new();
-    file.take(MAX_MANIFEST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
+    file.take(MAX_MANIFEST_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(read_error)?;
     if bytes.len() > MAX_MANIFEST_BYTES {
         let size = std::fs::metadata(path).map_or(bytes.len() as u64, |metadata| metadata.len());
-        return Err(LoadError::TooLarge {
-            path: path.to_owned(),
-            size,
-        });
+        return Err(LoadError::TooLarge { path: path.to_owned(), size });
     }
     let source_text = String::from_utf8(bytes).map_err(|_| LoadError::NotText { path: path.to_owned() })?;
-    parse(&source_text).map_err(|diagnostics| LoadError::Invalid {
-        path: path.to_owned(),
-        source_text,
-        diagnostics,
-    })
+    parse(&source_text).map_err(|diagnostics| LoadError::Invalid { path: path.to_owned(), source_text, diagnostics })
 }

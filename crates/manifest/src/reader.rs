@@ -65,20 +65,12 @@ const PERCENTAGE_HINT: &str = "write a number followed by %, like 20% or 12.5%";
 impl Reader {
     /// Records an error at a node, underlining the node.
     pub(crate) fn error(&mut self, node: &Node, message: impl Into<String>, hint: impl Into<String>) {
-        self.diagnostics.push(
-            Diagnostic::error(node.location, message)
-                .with_width(node.width)
-                .with_hint(hint),
-        );
+        self.diagnostics.push(Diagnostic::error(node.location, message).with_width(node.width).with_hint(hint));
     }
 
     /// Records a warning at a node.
     pub(crate) fn warning(&mut self, node: &Node, message: impl Into<String>, hint: impl Into<String>) {
-        self.diagnostics.push(
-            Diagnostic::warning(node.location, message)
-                .with_width(node.width)
-                .with_hint(hint),
-        );
+        self.diagnostics.push(Diagnostic::warning(node.location, message).with_width(node.width).with_hint(hint));
     }
 
     fn wrong_kind(&mut self, node: &Node, path: &str, kind: &Kind, hint: &str) {
@@ -89,16 +81,8 @@ impl Reader {
                 None => value.kind().to_owned(),
             },
         };
-        let subject = if path.is_empty() {
-            "the manifest".to_owned()
-        } else {
-            format!("`{path}`")
-        };
-        self.error(
-            node,
-            format!("{subject} must be {}, found {found}", kind.describe()),
-            hint,
-        );
+        let subject = if path.is_empty() { "the manifest".to_owned() } else { format!("`{path}`") };
+        self.error(node, format!("{subject} must be {}, found {found}", kind.describe()), hint);
     }
 
     /// Reads a mapping against its field table: unknown fields, missing required ones and "exactly one of" rules
@@ -146,11 +130,7 @@ impl Reader {
         let present = |name: &str| entries.iter().any(|(field, _, _)| field.name == name);
         for field in object.fields.iter().filter(|field| field.required) {
             if !present(field.name) {
-                let location = if path.is_empty() {
-                    Location::START
-                } else {
-                    parent.location
-                };
+                let location = if path.is_empty() { Location::START } else { parent.location };
                 self.diagnostics.push(
                     Diagnostic::error(location, format!("missing required field `{}`", join(path, field.name)))
                         .with_hint(format!("add `{}`: {}", field.name, field.description)),
@@ -158,29 +138,12 @@ impl Reader {
             }
         }
         if !object.exactly_one_of.is_empty() {
-            let given: Vec<&str> = object
-                .exactly_one_of
-                .iter()
-                .copied()
-                .filter(|name| present(name))
-                .collect();
-            let choices = object
-                .exactly_one_of
-                .iter()
-                .map(|name| format!("`{name}`"))
-                .collect::<Vec<_>>()
-                .join(" or ");
+            let given: Vec<&str> = object.exactly_one_of.iter().copied().filter(|name| present(name)).collect();
+            let choices = object.exactly_one_of.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(" or ");
             if given.is_empty() {
-                self.error(
-                    node,
-                    format!("`{path}` needs {choices}"),
-                    format!("give exactly one of {choices}"),
-                );
+                self.error(node, format!("`{path}` needs {choices}"), format!("give exactly one of {choices}"));
             } else if given.len() > 1 {
-                let (_, key, _) = entries
-                    .iter()
-                    .find(|(field, _, _)| field.name == given[1])
-                    .expect("present");
+                let (_, key, _) = entries.iter().find(|(field, _, _)| field.name == given[1]).expect("present");
                 self.error(
                     key,
                     format!("`{path}` has both `{}` and `{}`", given[0], given[1]),
@@ -188,19 +151,11 @@ impl Reader {
                 );
             }
         }
-        Some(Entries {
-            path: path.to_owned(),
-            node,
-            entries,
-        })
+        Some(Entries { path: path.to_owned(), node, entries })
     }
 
     fn unknown_field(&mut self, key: &Node, name: &str, path: &str, object: &'static Object) {
-        let location = if path.is_empty() {
-            "at the top level".to_owned()
-        } else {
-            format!("in `{path}`")
-        };
+        let location = if path.is_empty() { "at the top level".to_owned() } else { format!("in `{path}`") };
         let message = format!("unknown field `{}` {location}", shorten(name));
         let hint = if let Some(suggestion) = closest(name, object.fields.iter().map(|field| field.name)) {
             format!("did you mean `{suggestion}`?")
@@ -238,11 +193,7 @@ impl Reader {
     fn non_empty_text(&mut self, node: &Node, path: &str, what: &str, example: &str) -> Option<String> {
         let text = self.text(node, path)?;
         if text.trim().is_empty() {
-            self.error(
-                node,
-                format!("`{path}` is empty"),
-                format!("give {what}, like `{example}`"),
-            );
+            self.error(node, format!("`{path}` is empty"), format!("give {what}, like `{example}`"));
             return None;
         }
         Some(text)
@@ -260,11 +211,7 @@ impl Reader {
         match check(&text) {
             Ok(()) => Some(text),
             Err(reason) => {
-                self.error(
-                    node,
-                    format!("`{path}` is not a valid {what} (`{}`): {reason}", shorten(&text)),
-                    hint,
-                );
+                self.error(node, format!("`{path}` is not a valid {what} (`{}`): {reason}", shorten(&text)), hint);
                 None
             }
         }
@@ -305,20 +252,12 @@ impl Reader {
 
     /// An http(s) URL without credentials in it.
     pub(crate) fn url(&mut self, node: &Node, path: &str) -> Option<String> {
-        let text = self.non_empty_text(
-            node,
-            path,
-            "an http or https URL",
-            "http://prometheus.istio-system:9090",
-        )?;
+        let text = self.non_empty_text(node, path, "an http or https URL", "http://prometheus.istio-system:9090")?;
         let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"));
         let Some(rest) = rest else {
             self.error(
                 node,
-                format!(
-                    "`{path}` must start with http:// or https://, found `{}`",
-                    shorten(&text)
-                ),
+                format!("`{path}` must start with http:// or https://, found `{}`", shorten(&text)),
                 "write a full URL, like `http://prometheus.istio-system:9090`",
             );
             return None;
@@ -329,17 +268,11 @@ impl Reader {
             return None;
         }
         let host = authority.rsplit_once(':').map_or(authority, |(host, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() {
-                host
-            } else {
-                authority
-            }
+            if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() { host } else { authority }
         });
         let host_ok = !host.is_empty()
             && !text.chars().any(char::is_whitespace)
-            && (host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            && (host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
                 || (host.starts_with('[') && host.ends_with(']')));
         if !host_ok {
             self.error(
@@ -354,8 +287,7 @@ impl Reader {
 
     /// A file path.
     pub(crate) fn path(&mut self, node: &Node, path: &str) -> Option<std::path::PathBuf> {
-        self.non_empty_text(node, path, "a file path", "/var/run/secrets/prometheus/token")
-            .map(Into::into)
+        self.non_empty_text(node, path, "a file path", "/var/run/secrets/prometheus/token").map(Into::into)
     }
 
     /// A duration such as `30s`.
@@ -413,19 +345,10 @@ impl Reader {
             Value::Integer(value, _) => *value,
             // Integers too large for 64 bits arrive as floats: report them as out of range, not as "not a number".
             Value::Float(value, _) if value.is_finite() && value.fract() == 0.0 && value.abs() >= 9.2e18 => {
-                let side = if *value < 0.0 {
-                    ("below the minimum", min)
-                } else {
-                    ("above the maximum", max)
-                };
+                let side = if *value < 0.0 { ("below the minimum", min) } else { ("above the maximum", max) };
                 self.error(
                     node,
-                    format!(
-                        "`{path}` is {}, {} of {}",
-                        node.value.scalar_text().unwrap_or("?"),
-                        side.0,
-                        side.1
-                    ),
+                    format!("`{path}` is {}, {} of {}", node.value.scalar_text().unwrap_or("?"), side.0, side.1),
                     range,
                 );
                 return None;
@@ -439,11 +362,7 @@ impl Reader {
         match i64::try_from(*value) {
             Ok(value) if (min..=max).contains(&value) => Some(value),
             _ => {
-                let side = if *value < i128::from(min) {
-                    "below the minimum"
-                } else {
-                    "above the maximum"
-                };
+                let side = if *value < i128::from(min) { "below the minimum" } else { "above the maximum" };
                 let bound = if *value < i128::from(min) { min } else { max };
                 self.error(node, format!("`{path}` is {value}, {side} of {bound}"), range);
                 None
@@ -462,11 +381,7 @@ impl Reader {
             }
         };
         if !value.is_finite() {
-            self.error(
-                node,
-                format!("`{path}` must be a finite number"),
-                "write a plain number, like 99 or 0.5",
-            );
+            self.error(node, format!("`{path}` must be a finite number"), "write a plain number, like 99 or 0.5");
             return None;
         }
         Some(value)
@@ -515,12 +430,7 @@ impl Reader {
     /// A mapping of text to text.
     pub(crate) fn text_map(&mut self, node: &Node, path: &str) -> Option<BTreeMap<String, String>> {
         let Value::Mapping(pairs) = &node.value else {
-            self.wrong_kind(
-                node,
-                path,
-                &Kind::TextMap,
-                "write `name: value` lines indented under the field",
-            );
+            self.wrong_kind(node, path, &Kind::TextMap, "write `name: value` lines indented under the field");
             return None;
         };
         let mut map = BTreeMap::new();
@@ -559,29 +469,17 @@ impl<'n> Entries<'n> {
 
     /// The value node of a field, with the field's table entry.
     pub(crate) fn get(&self, name: &str) -> Option<&'n Node> {
-        self.entries
-            .iter()
-            .find(|(field, _, _)| field.name == name)
-            .map(|(_, _, value)| *value)
+        self.entries.iter().find(|(field, _, _)| field.name == name).map(|(_, _, value)| *value)
     }
 
     /// The key node of a field, for errors about the field's presence.
     pub(crate) fn key(&self, name: &str) -> Option<&'n Node> {
-        self.entries
-            .iter()
-            .find(|(field, _, _)| field.name == name)
-            .map(|(_, key, _)| *key)
+        self.entries.iter().find(|(field, _, _)| field.name == name).map(|(_, key, _)| *key)
     }
 
     fn kind(&self, name: &str) -> &'static Kind {
-        let field = self
-            .entries
-            .iter()
-            .find(|(field, _, _)| field.name == name)
-            .map(|(field, _, _)| *field);
-        &field
-            .unwrap_or_else(|| panic!("`{name}` is read as a field of `{}` but is not in its table", self.path))
-            .kind
+        let field = self.entries.iter().find(|(field, _, _)| field.name == name).map(|(field, _, _)| *field);
+        &field.unwrap_or_else(|| panic!("`{name}` is read as a field of `{}` but is not in its table", self.path)).kind
     }
 
     fn read<T>(
@@ -665,9 +563,7 @@ impl<'n> Entries<'n> {
             Some(_) | None => return self.read(reader, name, |_, _, _| None),
         };
         let key = self.key(name).expect("present when read");
-        self.read(reader, name, |reader, node, path| {
-            reader.object_under(key, node, path, object)
-        })
+        self.read(reader, name, |reader, node, path| reader.object_under(key, node, path, object))
     }
 
     /// A mapping of text to text.
@@ -678,20 +574,11 @@ impl<'n> Entries<'n> {
 
 /// `parent.name`, or `name` at the top level.
 pub(crate) fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{parent}.{name}")
-    }
+    if parent.is_empty() { name.to_owned() } else { format!("{parent}.{name}") }
 }
 
 fn field_names(object: &Object) -> String {
-    object
-        .fields
-        .iter()
-        .map(|field| field.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    object.fields.iter().map(|field| field.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Long values are cut in messages so one bad line cannot flood a log.

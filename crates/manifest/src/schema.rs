@@ -8,10 +8,7 @@ use serde_json::{Map, Value, json};
 pub fn json_schema() -> Value {
     let mut schema = object_schema(&RELEASE);
     let root = schema.as_object_mut().expect("objects are JSON objects");
-    root.insert(
-        "patternProperties".into(),
-        json!({ "^x-": { "description": "ignored: a place for YAML anchors" } }),
-    );
+    root.insert("patternProperties".into(), json!({ "^x-": { "description": "ignored: a place for YAML anchors" } }));
     root.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
     root.insert("$id".into(), json!("https://fledge.dev/schema/release-v1.json"));
     root.insert("title".into(), json!("fledge release manifest"));
@@ -23,27 +20,15 @@ pub fn json_schema() -> Value {
 }
 
 fn object_schema(object: &Object) -> Value {
-    let properties: Map<String, Value> = object
-        .fields
-        .iter()
-        .map(|field| (field.name.to_owned(), field_schema(field)))
-        .collect();
-    let required: Vec<&str> = object
-        .fields
-        .iter()
-        .filter(|field| field.required)
-        .map(|field| field.name)
-        .collect();
+    let properties: Map<String, Value> =
+        object.fields.iter().map(|field| (field.name.to_owned(), field_schema(field))).collect();
+    let required: Vec<&str> = object.fields.iter().filter(|field| field.required).map(|field| field.name).collect();
     let mut schema = json!({ "type": "object", "additionalProperties": false, "properties": properties });
     if !required.is_empty() {
         schema["required"] = json!(required);
     }
     if !object.exactly_one_of.is_empty() {
-        let alternatives: Vec<Value> = object
-            .exactly_one_of
-            .iter()
-            .map(|name| json!({ "required": [name] }))
-            .collect();
+        let alternatives: Vec<Value> = object.exactly_one_of.iter().map(|name| json!({ "required": [name] })).collect();
         schema["oneOf"] = json!(alternatives);
     }
     schema

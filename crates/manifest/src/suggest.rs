@@ -22,10 +22,7 @@ pub(crate) fn closest<'c>(typed: &str, candidates: impl IntoIterator<Item = &'c 
 }
 
 fn normalize(word: &str) -> String {
-    word.chars()
-        .filter(|c| !matches!(c, '_' | '-' | ' '))
-        .flat_map(char::to_lowercase)
-        .collect()
+    word.chars().filter(|c| !matches!(c, '_' | '-' | ' ')).flat_map(char::to_lowercase).collect()
 }
 
 #[cfg(test)]

@@ -5,11 +5,7 @@
 use std::path::Path;
 
 fn name_of(path: &Path) -> String {
-    let folder = path
-        .parent()
-        .and_then(Path::file_name)
-        .unwrap_or_default()
-        .to_string_lossy();
+    let folder = path.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy();
     format!("{folder}/{}", path.file_name().unwrap_or_default().to_string_lossy())
 }
 
@@ -43,10 +39,7 @@ fn invalid_manifests_report_located_errors() {
                 "{name}: {diagnostic:?}"
             );
             assert!(diagnostic.location.column >= 1, "{name}: {diagnostic:?}");
-            assert!(
-                diagnostic.hint.is_some(),
-                "{name}: every error has a hint: {diagnostic:?}"
-            );
+            assert!(diagnostic.hint.is_some(), "{name}: every error has a hint: {diagnostic:?}");
         }
         for (line, column, text) in expectations(&source) {
             let found = diagnostics.iter().any(|diagnostic| {

@@ -173,10 +173,7 @@ proptest! {
 
 #[test]
 fn oversized_input_is_refused_without_parsing() {
-    let source = format!(
-        "apiVersion: fledge/v1\n# {}\n",
-        "x".repeat(fledge_manifest::MAX_MANIFEST_BYTES)
-    );
+    let source = format!("apiVersion: fledge/v1\n# {}\n", "x".repeat(fledge_manifest::MAX_MANIFEST_BYTES));
     let diagnostics = fledge_manifest::parse(&source).unwrap_err();
     let first = diagnostics.iter().next().unwrap();
     assert_eq!((first.location.line, first.location.column), (1, 1));

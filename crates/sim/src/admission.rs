@@ -23,12 +23,14 @@ pub struct AdmissionConfig {
     pub istio_weight_rule: crate::istio::WeightRule,
 }
 
-/// Defaults and validates `object`; `old` is the stored object for updates.
+/// Defaults and validates `object`; `old` is the stored object for updates, `namespace` the object's namespace (for
+/// creates of namespaced objects), which mutating webhooks such as Istio's sidecar injector read.
 pub fn admit(
     config: &AdmissionConfig,
     resource: ResourceId,
     operation: Operation,
     old: Option<&Value>,
+    namespace: Option<&Value>,
     object: &mut Value,
 ) -> Result<(), ApiError> {
     let resource_type = resource.resource_type();
@@ -42,12 +44,11 @@ pub fn admit(
         .unwrap_or_else(|| resource_type.preferred_version().to_owned());
     object["apiVersion"] = json!(resource_type.api_version(&version));
     object["kind"] = json!(resource_type.kind);
+    if resource == resources::PODS && operation == Operation::Create {
+        crate::istio::inject_sidecar(object, namespace);
+    }
     default(resource, object);
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut causes = Vec::new();
     validate_metadata(resource, object, &mut causes);
     match resource {
@@ -57,24 +58,14 @@ pub fn admit(
         resources::DESTINATION_RULES => return crate::istio::validate_destination_rule(object),
         _ => {}
     }
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(resource_type, &name, causes))
-    }
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(resource_type, &name, causes)) }
 }
 
 /// Whether a deleted object stays until something finishes it: pods on a node wait for the kubelet to stop them.
 pub fn waits_for_termination(resource: ResourceId, object: &Value) -> bool {
     resource == resources::PODS
-        && object
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|node| !node.is_empty())
-        && !matches!(
-            object.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        )
+        && object.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|node| !node.is_empty())
+        && !matches!(object.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
 }
 
 fn insert_default(object: &mut Value, key: &str, value: Value) {
@@ -90,9 +81,8 @@ fn default(resource: ResourceId, object: &mut Value) {
     match resource {
         resources::NAMESPACES => {
             let name = object.pointer("/metadata/name").cloned().unwrap_or_default();
-            let labels = object["metadata"]
-                .as_object_mut()
-                .map(|metadata| metadata.entry("labels").or_insert(json!({})));
+            let labels =
+                object["metadata"].as_object_mut().map(|metadata| metadata.entry("labels").or_insert(json!({})));
             if let Some(labels) = labels.and_then(Value::as_object_mut) {
                 labels.insert("kubernetes.io/metadata.name".into(), name);
             }
@@ -102,11 +92,7 @@ fn default(resource: ResourceId, object: &mut Value) {
         resources::PODS => {
             insert_default(object, "spec", json!({}));
             default_pod_spec(&mut object["spec"]);
-            insert_default(
-                object,
-                "status",
-                json!({ "phase": "Pending", "qosClass": "BestEffort" }),
-            );
+            insert_default(object, "status", json!({ "phase": "Pending", "qosClass": "BestEffort" }));
         }
         resources::DEPLOYMENTS => {
             insert_default(object, "spec", json!({}));
@@ -139,11 +125,7 @@ fn default(resource: ResourceId, object: &mut Value) {
             insert_default(spec, "ipFamilies", json!(["IPv4"]));
             insert_default(spec, "ipFamilyPolicy", json!("SingleStack"));
             if spec.get("clusterIP").is_none() {
-                let address = format!(
-                    "10.96.{}.{}",
-                    rand::random_range(0..255u8),
-                    rand::random_range(1..255u8)
-                );
+                let address = format!("10.96.{}.{}", rand::random_range(0..255u8), rand::random_range(1..255u8));
                 spec["clusterIP"] = json!(address);
                 spec["clusterIPs"] = json!([address]);
             }
@@ -184,9 +166,7 @@ fn default_pod_spec(spec: &mut Value) {
             for container in containers {
                 let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
                 let tag_is_latest = !image.contains('@')
-                    && image
-                        .rsplit_once(':')
-                        .is_none_or(|(_, tag)| tag.contains('/') || tag == "latest");
+                    && image.rsplit_once(':').is_none_or(|(_, tag)| tag.contains('/') || tag == "latest");
                 insert_default(
                     container,
                     "imagePullPolicy",
@@ -206,43 +186,24 @@ fn default_pod_spec(spec: &mut Value) {
 }
 
 fn cause(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Cause {
-    Cause {
-        reason,
-        field: field.into(),
-        message: message.into(),
-    }
+    Cause { reason, field: field.into(), message: message.into() }
 }
 
 fn validate_metadata(resource: ResourceId, object: &Value, causes: &mut Vec<Cause>) {
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     if name.is_empty() {
-        causes.push(cause(
-            "FieldValueRequired",
-            "metadata.name",
-            "Required value: name or generateName is required",
-        ));
+        causes.push(cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is required"));
         return;
     }
     let label_only = matches!(resource, resources::NAMESPACES | resources::SERVICES);
-    let valid = if label_only {
-        naming::is_dns_label(name)
-    } else {
-        naming::is_dns_subdomain(name)
-    };
+    let valid = if label_only { naming::is_dns_label(name) } else { naming::is_dns_subdomain(name) };
     if !valid && resource != resources::EVENTS {
         let rule = if label_only {
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
         } else {
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
         };
-        causes.push(cause(
-            "FieldValueInvalid",
-            "metadata.name",
-            format!("Invalid value: \"{name}\": {rule}"),
-        ));
+        causes.push(cause("FieldValueInvalid", "metadata.name", format!("Invalid value: \"{name}\": {rule}")));
     }
     if let Some(labels) = object.pointer("/metadata/labels").and_then(Value::as_object) {
         for (key, value) in labels {
@@ -279,11 +240,7 @@ fn validate_containers(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
                 }
             }
         }
-        _ => causes.push(cause(
-            "FieldValueRequired",
-            format!("{path}.containers"),
-            "Required value",
-        )),
+        _ => causes.push(cause("FieldValueRequired", format!("{path}.containers"), "Required value")),
     }
 }
 
@@ -315,10 +272,7 @@ fn validate_workload(object: &Value, old: Option<&Value>, causes: &mut Vec<Cause
                 causes.push(cause(
                     "FieldValueInvalid",
                     "spec.template.metadata.labels",
-                    format!(
-                        "Invalid value: {}: `selector` does not match template `labels`",
-                        go_map(&labels)
-                    ),
+                    format!("Invalid value: {}: `selector` does not match template `labels`", go_map(&labels)),
                 ));
             }
             if let Some(old) = old
@@ -332,11 +286,7 @@ fn validate_workload(object: &Value, old: Option<&Value>, causes: &mut Vec<Cause
             }
         }
     }
-    validate_containers(
-        spec.pointer("/template/spec").unwrap_or(&Value::Null),
-        "spec.template.spec",
-        causes,
-    );
+    validate_containers(spec.pointer("/template/spec").unwrap_or(&Value::Null), "spec.template.spec", causes);
 }
 
 fn validate_pod(object: &Value, old: Option<&Value>, operation: Operation, causes: &mut Vec<Cause>) {
@@ -379,10 +329,7 @@ fn go_map(labels: &Value) -> String {
     let entries: Vec<String> = labels
         .as_object()
         .map(|labels| {
-            labels
-                .iter()
-                .map(|(key, value)| format!("\"{key}\":\"{}\"", value.as_str().unwrap_or_default()))
-                .collect()
+            labels.iter().map(|(key, value)| format!("\"{key}\":\"{}\"", value.as_str().unwrap_or_default())).collect()
         })
         .unwrap_or_default();
     format!("map[string]string{{{}}}", entries.join(", "))
@@ -390,10 +337,7 @@ fn go_map(labels: &Value) -> String {
 
 fn go_selector(selector: &Value) -> String {
     let labels = selector.get("matchLabels").cloned().unwrap_or(json!({}));
-    format!(
-        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}",
-        go_map(&labels)
-    )
+    format!("v1.LabelSelector{{MatchLabels:{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}", go_map(&labels))
 }
 
 /// Kubernetes naming rules. The simulator speaks Kubernetes, not fledge, so it does not borrow fledge-core's.
@@ -401,9 +345,7 @@ mod naming {
     pub(super) fn is_dns_label(name: &str) -> bool {
         !name.is_empty()
             && name.len() <= 63
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !name.starts_with('-')
             && !name.ends_with('-')
     }
@@ -415,9 +357,7 @@ mod naming {
     pub(super) fn is_label_value(value: &str) -> bool {
         value.is_empty()
             || (value.len() <= 63
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
                 && value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
                 && value.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric()))
     }

@@ -1,6 +1,6 @@
 //! Wall-clock timestamps in Kubernetes formats, and the time-scale factor that compresses simulated waits.
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use std::time::Duration;
 
 /// `2026-11-25T17:46:44Z`: metav1.Time, second precision.
@@ -39,11 +39,7 @@ impl TimeScale {
 
     /// A factor of at least 1 (values below are taken as 1).
     pub fn new(factor: f64) -> TimeScale {
-        TimeScale(if factor.is_finite() && factor >= 1.0 {
-            factor
-        } else {
-            1.0
-        })
+        TimeScale(if factor.is_finite() && factor >= 1.0 { factor } else { 1.0 })
     }
 
     /// The factor.
@@ -71,10 +67,7 @@ mod tests {
         let time: Timestamp = "2026-11-25T17:46:44.123456789Z".parse().unwrap();
         assert_eq!(timestamp(time), "2026-11-25T17:46:44Z");
         assert_eq!(micro_timestamp(time), "2026-11-25T17:46:44.123456Z");
-        assert_eq!(
-            parse("2026-11-25T17:46:44Z").map(timestamp).as_deref(),
-            Some("2026-11-25T17:46:44Z")
-        );
+        assert_eq!(parse("2026-11-25T17:46:44Z").map(timestamp).as_deref(), Some("2026-11-25T17:46:44Z"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::resources::{DESTINATION_RULES, VIRTUAL_SERVICES};
 use crate::status::{ApiError, Cause};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Which weight rule the webhook enforces on http, tcp and tls routes with several destinations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,9 +22,7 @@ pub enum WeightRule {
 fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -50,37 +48,18 @@ fn denied(errors: &[String]) -> ApiError {
 }
 
 fn required(field: String) -> Cause {
-    Cause {
-        reason: "FieldValueRequired",
-        message: "Required value".into(),
-        field,
-    }
+    Cause { reason: "FieldValueRequired", message: "Required value".into(), field }
 }
 
 /// Validates a VirtualService as the CRD schema and then the webhook would.
 pub fn validate_virtual_service(object: &Value, rule: WeightRule) -> Result<(), ApiError> {
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let spec = object.get("spec").unwrap_or(&Value::Null);
     // CRD schema: every route destination needs a host.
     let mut schema_causes = Vec::new();
     for kind in ["http", "tcp", "tls"] {
-        for (route_index, route) in spec
-            .get(kind)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            for (index, destination) in route
-                .get("route")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
+        for (route_index, route) in spec.get(kind).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (index, destination) in route.get("route").and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let path = format!("spec.{kind}[{route_index}].route[{index}].destination");
                 match destination.get("destination") {
                     None | Some(Value::Null) => schema_causes.push(required(path)),
@@ -103,11 +82,7 @@ pub fn validate_virtual_service(object: &Value, rule: WeightRule) -> Result<(), 
     }
     for kind in ["http", "tcp", "tls"] {
         for route in spec.get(kind).and_then(Value::as_array).into_iter().flatten() {
-            let destinations = route
-                .get("route")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let destinations = route.get("route").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
             if kind == "http"
                 && destinations.is_empty()
                 && route.get("redirect").is_none()
@@ -147,26 +122,15 @@ pub fn validate_virtual_service(object: &Value, rule: WeightRule) -> Result<(), 
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(denied(&errors))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(denied(&errors)) }
 }
 
 /// Validates a DestinationRule as the CRD schema and then the webhook would.
 pub fn validate_destination_rule(object: &Value) -> Result<(), ApiError> {
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let spec = object.get("spec").unwrap_or(&Value::Null);
     if spec.get("host").and_then(Value::as_str).is_none() {
-        return Err(ApiError::invalid(
-            DESTINATION_RULES.resource_type(),
-            name,
-            vec![required("spec.host".into())],
-        ));
+        return Err(ApiError::invalid(DESTINATION_RULES.resource_type(), name, vec![required("spec.host".into())]));
     }
     let mut errors = Vec::new();
     if spec.get("host").and_then(Value::as_str) == Some("") {
@@ -185,10 +149,79 @@ pub fn validate_destination_rule(object: &Value) -> Result<(), ApiError> {
         }
         seen.push(subset_name);
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(denied(&errors))
+    if errors.is_empty() { Ok(()) } else { Err(denied(&errors)) }
+}
+
+/// The proxy image the simulated injector adds.
+pub const PROXY_IMAGE: &str = "docker.io/istio/proxyv2:1.24.2";
+
+/// Adds the Istio sidecar to a pod being created in a namespace labelled `istio-injection=enabled`, as istiod's
+/// injection webhook does in classic (non-native-sidecar) mode: an `istio-init` init container after the pod's own,
+/// an `istio-proxy` container, and the labels and annotations the webhook writes.
+pub fn inject_sidecar(pod: &mut Value, namespace: Option<&Value>) {
+    let enabled =
+        namespace.and_then(|namespace| namespace.pointer("/metadata/labels/istio-injection")).and_then(Value::as_str)
+            == Some("enabled");
+    let opted_out = pod.pointer("/metadata/labels/sidecar.istio.io~1inject").and_then(Value::as_str) == Some("false")
+        || pod.pointer("/metadata/annotations/sidecar.istio.io~1inject").and_then(Value::as_str) == Some("false");
+    let already = pod.pointer("/metadata/annotations/sidecar.istio.io~1status").is_some();
+    if !enabled || opted_out || already {
+        return;
+    }
+    let first_container = pod.pointer("/spec/containers/0/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let labels = pod.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+    let canonical_name = ["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"]
+        .iter()
+        .find_map(|key| labels.get(*key).and_then(Value::as_str))
+        .unwrap_or(&first_container)
+        .to_owned();
+    let canonical_revision = ["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"]
+        .iter()
+        .find_map(|key| labels.get(*key).and_then(Value::as_str))
+        .unwrap_or("latest")
+        .to_owned();
+    let metadata = pod["metadata"].as_object_mut().expect("pods have metadata");
+    let labels = metadata.entry("labels").or_insert(json!({}));
+    labels["security.istio.io/tlsMode"] = json!("istio");
+    labels["service.istio.io/canonical-name"] = json!(canonical_name);
+    labels["service.istio.io/canonical-revision"] = json!(canonical_revision);
+    let annotations = metadata.entry("annotations").or_insert(json!({}));
+    annotations["istio.io/rev"] = json!("default");
+    annotations["kubectl.kubernetes.io/default-container"] = json!(first_container);
+    annotations["kubectl.kubernetes.io/default-logs-container"] = json!(first_container);
+    annotations["prometheus.io/path"] = json!("/stats/prometheus");
+    annotations["prometheus.io/port"] = json!("15020");
+    annotations["prometheus.io/scrape"] = json!("true");
+    annotations["sidecar.istio.io/status"] = json!(
+        "{\"initContainers\":[\"istio-init\"],\"containers\":[\"istio-proxy\"],\"volumes\":[\"workload-socket\",\"credential-socket\",\"workload-certs\",\"istio-envoy\",\"istio-data\",\"istio-podinfo\",\"istio-token\",\"istiod-ca-cert\"],\"imagePullSecrets\":null,\"revision\":\"default\"}"
+    );
+    let spec = pod["spec"].as_object_mut().expect("pods have a spec");
+    let init = spec.entry("initContainers").or_insert(json!([]));
+    if let Some(init) = init.as_array_mut() {
+        init.push(json!({
+            "name": "istio-init",
+            "image": PROXY_IMAGE,
+            "args": ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020", "--log_output_level=default:info"],
+            "imagePullPolicy": "IfNotPresent",
+            "resources": { "limits": { "cpu": "2", "memory": "1Gi" }, "requests": { "cpu": "10m", "memory": "40Mi" } },
+            "securityContext": { "allowPrivilegeEscalation": false, "capabilities": { "add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"] }, "privileged": false, "readOnlyRootFilesystem": false, "runAsGroup": 0, "runAsNonRoot": false, "runAsUser": 0 },
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+        }));
+    }
+    if let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) {
+        containers.push(json!({
+            "name": "istio-proxy",
+            "image": PROXY_IMAGE,
+            "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local", "--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"],
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{ "containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP" }],
+            "readinessProbe": { "failureThreshold": 4, "httpGet": { "path": "/healthz/ready", "port": 15021, "scheme": "HTTP" }, "periodSeconds": 15, "successThreshold": 1, "timeoutSeconds": 3 },
+            "resources": { "limits": { "cpu": "2", "memory": "1Gi" }, "requests": { "cpu": "10m", "memory": "40Mi" } },
+            "securityContext": { "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] }, "privileged": false, "readOnlyRootFilesystem": true, "runAsGroup": 1337, "runAsNonRoot": true, "runAsUser": 1337 },
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+        }));
     }
 }
 
@@ -225,13 +258,7 @@ mod tests {
         let no_host = json!({ "metadata": { "name": "r" }, "spec": { "http": [{ "route": [{ "destination": { "subset": "v1" } }] }] } });
         let error = validate_virtual_service(&no_host, WeightRule::SumTo100).unwrap_err();
         assert_eq!(error.code, 422);
-        assert!(
-            error
-                .message
-                .ends_with("spec.http[0].route[0].destination.host: Required value"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.ends_with("spec.http[0].route[0].destination.host: Required value"), "{}", error.message);
 
         let rule = json!({ "metadata": { "name": "r" }, "spec": { "host": "reviews", "subsets": [
             { "name": "v1", "labels": { "version": "v1" } }, { "name": "2.0", "labels": {} }, { "name": "v1" }

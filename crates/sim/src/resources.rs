@@ -56,11 +56,7 @@ impl Subresource {
 impl ResourceType {
     /// `group/version` for a version, or `version` in the core group.
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() {
-            version.to_owned()
-        } else {
-            format!("{}/{version}", self.group)
-        }
+        if self.group.is_empty() { version.to_owned() } else { format!("{}/{version}", self.group) }
     }
 
     /// The preferred version.
@@ -70,20 +66,12 @@ impl ResourceType {
 
     /// `deployments.apps`, or `pods` in the core group: how error messages name the resource.
     pub fn qualified_plural(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_owned()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.to_owned() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     /// `Deployment.apps`, or `Pod`: how validation errors name the kind.
     pub fn qualified_kind(&self) -> String {
-        if self.group.is_empty() {
-            self.kind.to_owned()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        }
+        if self.group.is_empty() { self.kind.to_owned() } else { format!("{}.{}", self.kind, self.group) }
     }
 
     /// The list kind, e.g. `DeploymentList`.
@@ -187,15 +175,9 @@ pub static RESOURCES: [ResourceType; 12] = [
         status_subresource: true,
         ..builtin("", &["v1"], "Service", "services", "service", true)
     },
-    ResourceType {
-        short_names: &["cm"],
-        ..builtin("", &["v1"], "ConfigMap", "configmaps", "configmap", true)
-    },
+    ResourceType { short_names: &["cm"], ..builtin("", &["v1"], "ConfigMap", "configmaps", "configmap", true) },
     builtin("", &["v1"], "Secret", "secrets", "secret", true),
-    ResourceType {
-        short_names: &["ev"],
-        ..builtin("", &["v1"], "Event", "events", "event", true)
-    },
+    ResourceType { short_names: &["ev"], ..builtin("", &["v1"], "Event", "events", "event", true) },
     ResourceType {
         short_names: &["deploy"],
         categories: &["all"],
@@ -259,10 +241,7 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<ResourceId> {
 
 /// Every type, with its id.
 pub fn all() -> impl Iterator<Item = (ResourceId, &'static ResourceType)> {
-    RESOURCES
-        .iter()
-        .enumerate()
-        .map(|(index, resource)| (ResourceId(index), resource))
+    RESOURCES.iter().enumerate().map(|(index, resource)| (ResourceId(index), resource))
 }
 
 /// The API groups served, in discovery order, with their versions (preferred first).
@@ -294,10 +273,7 @@ mod tests {
         assert_eq!(VIRTUAL_SERVICES.resource_type().kind, "VirtualService");
         assert_eq!(DESTINATION_RULES.resource_type().kind, "DestinationRule");
         assert_eq!(LEASES.resource_type().group, "coordination.k8s.io");
-        assert_eq!(
-            find("networking.istio.io", "v1beta1", "virtualservices"),
-            Some(VIRTUAL_SERVICES)
-        );
+        assert_eq!(find("networking.istio.io", "v1beta1", "virtualservices"), Some(VIRTUAL_SERVICES));
         assert_eq!(find("apps", "v1", "pods"), None);
     }
 }

@@ -32,13 +32,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-            retry_after_seconds: None,
-        }
+        ApiError { code, reason, message: message.into(), details: None, retry_after_seconds: None }
     }
 
     fn with_details(mut self, details: Value) -> ApiError {
@@ -56,12 +50,8 @@ impl ApiError {
 
     /// 404: `deployments.apps "x" not found`.
     pub fn not_found(resource: &ResourceType, name: &str) -> ApiError {
-        ApiError::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", resource.qualified_plural()),
-        )
-        .with_details(Self::object_details(resource, name))
+        ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", resource.qualified_plural()))
+            .with_details(Self::object_details(resource, name))
     }
 
     /// 404 for a URL that names no resource.
@@ -73,12 +63,8 @@ impl ApiError {
 
     /// 409: `pods "x" already exists`.
     pub fn already_exists(resource: &ResourceType, name: &str) -> ApiError {
-        ApiError::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", resource.qualified_plural()),
-        )
-        .with_details(Self::object_details(resource, name))
+        ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.qualified_plural()))
+            .with_details(Self::object_details(resource, name))
     }
 
     /// 409: the optimistic-concurrency conflict of an update with a stale resourceVersion.
@@ -105,34 +91,19 @@ impl ApiError {
 
     /// 422: `Deployment.apps "x" is invalid: spec.replicas: Invalid value: -1: must be ...`.
     pub fn invalid(resource: &ResourceType, name: &str, causes: Vec<Cause>) -> ApiError {
-        let summary: Vec<String> = causes
-            .iter()
-            .map(|cause| format!("{}: {}", cause.field, cause.message))
-            .collect();
-        let summary = if summary.len() == 1 {
-            summary[0].clone()
-        } else {
-            format!("[{}]", summary.join(", "))
-        };
+        let summary: Vec<String> = causes.iter().map(|cause| format!("{}: {}", cause.field, cause.message)).collect();
+        let summary = if summary.len() == 1 { summary[0].clone() } else { format!("[{}]", summary.join(", ")) };
         let mut details = json!({ "name": name, "kind": resource.kind, "causes": causes_json(&causes) });
         if !resource.group.is_empty() {
             details["group"] = json!(resource.group);
         }
-        ApiError::new(
-            422,
-            "Invalid",
-            format!("{} \"{name}\" is invalid: {summary}", resource.qualified_kind()),
-        )
-        .with_details(details)
+        ApiError::new(422, "Invalid", format!("{} \"{name}\" is invalid: {summary}", resource.qualified_kind()))
+            .with_details(details)
     }
 
     /// 410 for a watch or list from a resourceVersion older than the retained history.
     pub fn expired(requested: u64, oldest: u64) -> ApiError {
-        ApiError::new(
-            410,
-            "Expired",
-            format!("too old resource version: {requested} ({oldest})"),
-        )
+        ApiError::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
     }
 
     /// 400.
@@ -142,11 +113,7 @@ impl ApiError {
 
     /// 405.
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-        )
+        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     }
 
     /// 415.
@@ -156,11 +123,7 @@ impl ApiError {
             "UnsupportedMediaType",
             format!(
                 "the body of the request was in an unknown format - accepted media types include: {}",
-                if accepted.is_empty() {
-                    content_type.to_owned()
-                } else {
-                    accepted.join(", ")
-                }
+                if accepted.is_empty() { content_type.to_owned() } else { accepted.join(", ") }
             ),
         )
     }
@@ -172,12 +135,8 @@ impl ApiError {
 
     /// 403 for objects the simulator owns.
     pub fn forbidden(resource: &ResourceType, name: &str, why: &str) -> ApiError {
-        ApiError::new(
-            403,
-            "Forbidden",
-            format!("{} \"{name}\" is forbidden: {why}", resource.qualified_plural()),
-        )
-        .with_details(Self::object_details(resource, name))
+        ApiError::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", resource.qualified_plural()))
+            .with_details(Self::object_details(resource, name))
     }
 
     /// 500, as injected by the fault layer or for a simulator bug.
@@ -209,10 +168,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if self.reason.is_empty() {
-            if let Some(status) = status.as_object_mut() {
-                status.remove("reason");
-            }
+        if self.reason.is_empty()
+            && let Some(status) = status.as_object_mut()
+        {
+            status.remove("reason");
         }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
@@ -246,10 +205,7 @@ mod tests {
 
     #[test]
     fn messages_match_a_real_server() {
-        assert_eq!(
-            ApiError::not_found(DEPLOYMENTS.resource_type(), "x").message,
-            "deployments.apps \"x\" not found"
-        );
+        assert_eq!(ApiError::not_found(DEPLOYMENTS.resource_type(), "x").message, "deployments.apps \"x\" not found");
         assert_eq!(
             ApiError::not_found(PODS.resource_type(), "x").to_status()["details"],
             json!({"name": "x", "kind": "pods"})

@@ -1,6 +1,7 @@
 //! One module per command; each returns the [`Outcome`] that becomes the exit code.
 
 mod schema;
+mod sim;
 mod validate;
 
 use crate::cli::Command;
@@ -14,5 +15,6 @@ pub(crate) fn run(command: Command) -> Outcome {
     match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Schema => schema::run(),
+        Command::Sim { kubeconfig, port, scenario } => sim::run(&kubeconfig, port, scenario.as_deref()),
     }
 }

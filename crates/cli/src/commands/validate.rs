@@ -37,11 +37,7 @@ pub(super) fn run(files: &[PathBuf], output: OutputFormat) -> Outcome {
                     })),
                 }
             }
-            Err(LoadError::Invalid {
-                source_text,
-                diagnostics,
-                ..
-            }) => {
+            Err(LoadError::Invalid { source_text, diagnostics, .. }) => {
                 all_valid = false;
                 let _ = write!(stderr, "{}", diagnostics.render(&name, &source_text));
             }
@@ -58,9 +54,5 @@ pub(super) fn run(files: &[PathBuf], output: OutputFormat) -> Outcome {
     if stdout.flush().is_err() {
         return Outcome::InternalError;
     }
-    if all_valid {
-        super::SUCCEEDED
-    } else {
-        Outcome::InvalidInput
-    }
+    if all_valid { super::SUCCEEDED } else { Outcome::InvalidInput }
 }

@@ -24,19 +24,11 @@ pub(crate) static ANALYSIS: Object = Object {
         .default("1"),
         Field::new(
             "minRequests",
-            Kind::Integer {
-                min: 0,
-                max: 1_000_000_000,
-            },
+            Kind::Integer { min: 0, max: 1_000_000_000 },
             "fewer requests than this to the new version in a check's window means no data",
         )
         .default("20"),
-        Field::new(
-            "noData",
-            Kind::Choice(&["hold", "fail", "pass"]),
-            "what a check without data does",
-        )
-        .default("hold"),
+        Field::new("noData", Kind::Choice(&["hold", "fail", "pass"]), "what a check without data does").default("hold"),
         Field::new(
             "maxHold",
             Kind::Duration,
@@ -72,18 +64,10 @@ pub(crate) static METRIC: Object = Object {
             Kind::Text,
             "custom PromQL; may use {{service}} {{namespace}} {{version}} {{previousVersion}} {{window}}",
         ),
-        Field::new(
-            "window",
-            Kind::Duration,
-            "the query's range ({{window}}); default: analysis.interval",
-        ),
+        Field::new("window", Kind::Duration, "the query's range ({{window}}); default: analysis.interval"),
         Field::new("min", Kind::Number, "lowest passing value"),
         Field::new("max", Kind::Number, "highest passing value"),
-        Field::new(
-            "compare",
-            Kind::Choice(&["previous"]),
-            "judge against the previous version over the same window",
-        ),
+        Field::new("compare", Kind::Choice(&["previous"]), "judge against the previous version over the same window"),
         Field::new(
             "maxIncrease",
             Kind::Percentage,
@@ -104,19 +88,13 @@ fn default_metrics(interval: Duration) -> Vec<MetricCheck> {
             name: "success-rate".into(),
             source: MetricSource::Builtin(BuiltinMetric::SuccessRate),
             window: interval,
-            threshold: Threshold::Absolute {
-                min: Some(99.0),
-                max: None,
-            },
+            threshold: Threshold::Absolute { min: Some(99.0), max: None },
         },
         MetricCheck {
             name: "latency-p99".into(),
             source: MetricSource::Builtin(BuiltinMetric::LatencyP99),
             window: interval,
-            threshold: Threshold::Absolute {
-                min: None,
-                max: Some(500.0),
-            },
+            threshold: Threshold::Absolute { min: None, max: Some(500.0) },
         },
     ]
 }
@@ -130,18 +108,9 @@ pub(super) fn interval(top: &Entries<'_>) -> Option<Duration> {
     let Value::Mapping(pairs) = &analysis.value else {
         return None;
     };
-    match pairs
-        .iter()
-        .find(|(key, _)| key.value.scalar_text() == Some("interval"))
-    {
+    match pairs.iter().find(|(key, _)| key.value.scalar_text() == Some("interval")) {
         None => Some(DEFAULT_INTERVAL),
-        Some((
-            _,
-            Node {
-                value: Value::String(text),
-                ..
-            },
-        )) => Duration::parse(text).ok(),
+        Some((_, Node { value: Value::String(text), .. })) => Duration::parse(text).ok(),
         Some(_) => None,
     }
 }
@@ -178,18 +147,12 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Analysi
         );
         return None;
     }
-    let metrics = match (
-        interval,
-        entries.list(
-            reader,
-            "metrics",
-            "write a list of checks, like `- builtin: success-rate`",
-        ),
-    ) {
-        (_, Read::Invalid) | (None, _) => None,
-        (Some(interval), Read::Absent) => Some(default_metrics(interval)),
-        (Some(interval), Read::Value(items)) => read_metrics(reader, entries, items, interval),
-    };
+    let metrics =
+        match (interval, entries.list(reader, "metrics", "write a list of checks, like `- builtin: success-rate`")) {
+            (_, Read::Invalid) | (None, _) => None,
+            (Some(interval), Read::Absent) => Some(default_metrics(interval)),
+            (Some(interval), Read::Value(items)) => read_metrics(reader, entries, items, interval),
+        };
     Some(Analysis {
         interval: interval?,
         failure_limit: u32::try_from(failure_limit?).ok()?,
@@ -221,10 +184,7 @@ fn read_metrics(
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let path = format!("analysis.metrics[{index}]");
-        match reader
-            .object(item, &path, &METRIC)
-            .and_then(|metric| read_metric(reader, &metric, interval))
-        {
+        match reader.object(item, &path, &METRIC).and_then(|metric| read_metric(reader, &metric, interval)) {
             Some(metric) => {
                 if let Some(first) = seen.insert(metric.name.clone(), index) {
                     reader.error(
@@ -247,10 +207,7 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
     let name = metric.text(reader, "name").optional();
     let builtin = metric.choice(reader, "builtin").optional().map(|builtin| {
         builtin.map(|name| {
-            BuiltinMetric::ALL
-                .into_iter()
-                .find(|metric| metric.manifest_name() == name)
-                .expect("choices match")
+            BuiltinMetric::ALL.into_iter().find(|metric| metric.manifest_name() == name).expect("choices match")
         })
     });
     let query = match metric.get("query") {
@@ -309,10 +266,7 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
             );
             return None;
         }
-        Threshold::RelativeToPrevious {
-            max_increase,
-            max_decrease,
-        }
+        Threshold::RelativeToPrevious { max_increase, max_decrease }
     } else {
         for bound in ["maxIncrease", "maxDecrease"] {
             if let Some(key) = metric.key(bound) {
@@ -335,12 +289,7 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
         check_bounds(reader, metric, &source, min, max)?;
         Threshold::Absolute { min, max }
     };
-    Some(MetricCheck {
-        name,
-        source,
-        window,
-        threshold,
-    })
+    Some(MetricCheck { name, source, window, threshold })
 }
 
 fn check_bounds(
@@ -354,11 +303,9 @@ fn check_bounds(
         MetricSource::Builtin(BuiltinMetric::SuccessRate) => {
             Some((0.0, 100.0, "success-rate is a percentage from 0 to 100, like `min: 99`"))
         }
-        MetricSource::Builtin(BuiltinMetric::LatencyP99) => Some((
-            0.0,
-            f64::MAX,
-            "latency-p99 is in milliseconds, 0 or more, like `max: 500`",
-        )),
+        MetricSource::Builtin(BuiltinMetric::LatencyP99) => {
+            Some((0.0, f64::MAX, "latency-p99 is in milliseconds, 0 or more, like `max: 500`"))
+        }
         MetricSource::Query(_) => None,
     };
     let mut valid = true;
@@ -366,11 +313,7 @@ fn check_bounds(
         for (bound, value) in [("min", min), ("max", max)] {
             if let Some(value) = value.filter(|value| *value < low || *value > high) {
                 let node = metric.get(bound).expect("set");
-                reader.error(
-                    node,
-                    format!("`{}` is {value}, outside the metric's range", metric.path_of(bound)),
-                    hint,
-                );
+                reader.error(node, format!("`{}` is {value}, outside the metric's range", metric.path_of(bound)), hint);
                 valid = false;
             }
         }
@@ -406,18 +349,12 @@ fn read_query(reader: &mut Reader, node: &Node, path: &str) -> Option<String> {
             Some(query)
         }
         Err(TemplateError::UnknownVariable { name }) => {
-            let known = TEMPLATE_VARIABLES
-                .map(|variable| format!("{{{{{variable}}}}}"))
-                .join(" ");
+            let known = TEMPLATE_VARIABLES.map(|variable| format!("{{{{{variable}}}}}")).join(" ");
             let hint = match closest(&name, TEMPLATE_VARIABLES) {
                 Some(suggestion) => format!("did you mean {{{{{suggestion}}}}}? known variables: {known}"),
                 None => format!("known variables: {known}"),
             };
-            reader.error(
-                node,
-                format!("`{path}` uses unknown template variable `{{{{{name}}}}}`"),
-                hint,
-            );
+            reader.error(node, format!("`{path}` uses unknown template variable `{{{{{name}}}}}`"), hint);
             None
         }
         Err(TemplateError::Unclosed { .. }) => {

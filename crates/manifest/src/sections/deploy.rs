@@ -49,9 +49,7 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Deploy>
     let from = entries.text(reader, "from").optional();
     let template = entries.get("template").map(|node| read_template(reader, node));
     let container = entries.text(reader, "container").optional();
-    let progress_deadline = entries
-        .duration(reader, "progressDeadline")
-        .or(DEFAULT_PROGRESS_DEADLINE);
+    let progress_deadline = entries.duration(reader, "progressDeadline").or(DEFAULT_PROGRESS_DEADLINE);
     if let (Some(deadline), Some(node)) = (progress_deadline, entries.get("progressDeadline"))
         && deadline.is_zero()
     {
@@ -88,10 +86,8 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Deploy>
 /// A PodTemplateSpec, checked for the parts fledge relies on and converted to JSON.
 fn read_template(reader: &mut Reader, node: &Node) -> Option<serde_json::Value> {
     let json = to_json(reader, node, "deploy.template")?;
-    let containers = json
-        .get("spec")
-        .and_then(|spec| spec.get("containers"))
-        .and_then(|containers| containers.as_array());
+    let containers =
+        json.get("spec").and_then(|spec| spec.get("containers")).and_then(|containers| containers.as_array());
     match containers {
         Some(containers) if !containers.is_empty() => {
             let unnamed = containers
@@ -122,22 +118,14 @@ fn to_json(reader: &mut Reader, node: &Node, path: &str) -> Option<serde_json::V
         Value::Integer(value, text) => match i64::try_from(*value) {
             Ok(value) => value.into(),
             Err(_) => {
-                reader.error(
-                    node,
-                    format!("`{path}` is too large: {text}"),
-                    "Kubernetes numbers fit in 64 bits",
-                );
+                reader.error(node, format!("`{path}` is too large: {text}"), "Kubernetes numbers fit in 64 bits");
                 return None;
             }
         },
         Value::Float(value, _) => match serde_json::Number::from_f64(*value) {
             Some(number) => serde_json::Value::Number(number),
             None => {
-                reader.error(
-                    node,
-                    format!("`{path}` must be a finite number"),
-                    "write a plain number",
-                );
+                reader.error(node, format!("`{path}` must be a finite number"), "write a plain number");
                 return None;
             }
         },

@@ -10,18 +10,9 @@ const DEFAULT_STABLE_FOR: Duration = Duration::from_secs(10);
 
 pub(crate) static GATE: Object = Object {
     fields: &[
-        Field::new(
-            "timeout",
-            Kind::Duration,
-            "every new pod must be Ready and stable within this time",
-        )
-        .default("5m"),
-        Field::new(
-            "stableFor",
-            Kind::Duration,
-            "how long every pod must stay Ready without interruption",
-        )
-        .default("10s"),
+        Field::new("timeout", Kind::Duration, "every new pod must be Ready and stable within this time").default("5m"),
+        Field::new("stableFor", Kind::Duration, "how long every pod must stay Ready without interruption")
+            .default("10s"),
         Field::new(
             "maxRestarts",
             Kind::Integer { min: 0, max: 1000 },
@@ -46,10 +37,7 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Gate> {
     if let (Some(timeout), Some(stable_for)) = (timeout, stable_for)
         && stable_for >= timeout
     {
-        let node = entries
-            .get("stableFor")
-            .or(entries.get("timeout"))
-            .expect("one of them is set");
+        let node = entries.get("stableFor").or(entries.get("timeout")).expect("one of them is set");
         reader.error(
             node,
             format!("`gate.stableFor` ({stable_for}) must be shorter than `gate.timeout` ({timeout})"),
@@ -67,14 +55,9 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Gate> {
 
 /// A list of container names.
 fn read_names(reader: &mut Reader, entries: &Entries<'_>, name: &str) -> Option<Vec<String>> {
-    let items = entries
-        .list(reader, name, "write a list of container names, like [istio-proxy]")
-        .or(&[])?;
+    let items = entries.list(reader, name, "write a list of container names, like [istio-proxy]").or(&[])?;
     let path = entries.path_of(name);
-    let names: Vec<Option<String>> = items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| reader.name(item, &format!("{path}[{index}]")))
-        .collect();
+    let names: Vec<Option<String>> =
+        items.iter().enumerate().map(|(index, item)| reader.name(item, &format!("{path}[{index}]"))).collect();
     names.into_iter().collect()
 }

@@ -6,14 +6,8 @@ use fledge_core::Duration;
 use fledge_core::release::{CleanupPolicy, Notification, NotifyEvent, Promote, Rollback};
 
 const CLEANUP_CHOICES: &[&str] = &["delete", "scale-to-zero", "keep"];
-const EVENT_CHOICES: &[&str] = &[
-    "started",
-    "stage-passed",
-    "awaiting-approval",
-    "promoted",
-    "rolled-back",
-    "rollback-failed",
-];
+const EVENT_CHOICES: &[&str] =
+    &["started", "stage-passed", "awaiting-approval", "promoted", "rolled-back", "rollback-failed"];
 
 pub(crate) static PROMOTE: Object = Object {
     fields: &[
@@ -23,12 +17,8 @@ pub(crate) static PROMOTE: Object = Object {
             "how long the old version keeps running at 0% after promotion, as a fast way back",
         )
         .default("30s"),
-        Field::new(
-            "cleanup",
-            Kind::Choice(CLEANUP_CHOICES),
-            "what happens to the old version after the delay",
-        )
-        .default("delete"),
+        Field::new("cleanup", Kind::Choice(CLEANUP_CHOICES), "what happens to the old version after the delay")
+            .default("delete"),
     ],
     exactly_one_of: &[],
 };
@@ -46,11 +36,7 @@ pub(crate) static ROLLBACK: Object = Object {
 pub(crate) static NOTIFICATION: Object = Object {
     fields: &[
         Field::new("webhook", Kind::Url, "URL that receives a JSON POST per event").required(),
-        Field::new(
-            "on",
-            Kind::List(&Kind::Choice(EVENT_CHOICES)),
-            "the events sent; default: all of them",
-        ),
+        Field::new("on", Kind::List(&Kind::Choice(EVENT_CHOICES)), "the events sent; default: all of them"),
     ],
     exactly_one_of: &[],
 };
@@ -66,23 +52,16 @@ fn cleanup_policy(name: &str) -> CleanupPolicy {
 pub(super) fn read_promote(reader: &mut Reader, entries: &Entries<'_>) -> Option<Promote> {
     let scale_down_delay = entries.duration(reader, "scaleDownDelay").or(Duration::from_secs(30));
     let cleanup = entries.choice(reader, "cleanup").or("delete");
-    Some(Promote {
-        scale_down_delay: scale_down_delay?,
-        cleanup: cleanup_policy(cleanup?),
-    })
+    Some(Promote { scale_down_delay: scale_down_delay?, cleanup: cleanup_policy(cleanup?) })
 }
 
 pub(super) fn read_rollback(reader: &mut Reader, entries: &Entries<'_>) -> Option<Rollback> {
     let new_version = entries.choice(reader, "newVersion").or("scale-to-zero");
-    Some(Rollback {
-        new_version: cleanup_policy(new_version?),
-    })
+    Some(Rollback { new_version: cleanup_policy(new_version?) })
 }
 
 pub(super) fn read_notify(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<Notification>> {
-    let items = top
-        .list(reader, "notify", "write a list of `- webhook: URL` entries")
-        .or(&[])?;
+    let items = top.list(reader, "notify", "write a list of `- webhook: URL` entries").or(&[])?;
     let mut notifications = Vec::new();
     let mut valid = true;
     for (index, item) in items.iter().enumerate() {
@@ -102,9 +81,7 @@ pub(super) fn read_notify(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<
 }
 
 fn read_events(reader: &mut Reader, entries: &Entries<'_>) -> Option<Vec<NotifyEvent>> {
-    let Some(items) = entries
-        .list(reader, "on", "write a list of events, like [promoted, rolled-back]")
-        .optional()?
+    let Some(items) = entries.list(reader, "on", "write a list of events, like [promoted, rolled-back]").optional()?
     else {
         return Some(NotifyEvent::ALL.to_vec());
     };
@@ -124,10 +101,8 @@ fn read_events(reader: &mut Reader, entries: &Entries<'_>) -> Option<Vec<NotifyE
             valid = false;
             continue;
         };
-        let event = NotifyEvent::ALL
-            .into_iter()
-            .find(|event| event.manifest_name() == name)
-            .expect("choices match events");
+        let event =
+            NotifyEvent::ALL.into_iter().find(|event| event.manifest_name() == name).expect("choices match events");
         if events.contains(&event) {
             reader.error(item, format!("`{path}` lists `{name}` twice"), "list each event once");
             valid = false;

@@ -27,61 +27,27 @@ pub const KIND: &str = "Release";
 
 pub(crate) static RELEASE: Object = Object {
     fields: &[
-        Field::new(
-            "apiVersion",
-            Kind::Choice(&[API_VERSION]),
-            "the manifest format version: fledge/v1",
-        )
-        .required(),
+        Field::new("apiVersion", Kind::Choice(&[API_VERSION]), "the manifest format version: fledge/v1").required(),
         Field::new("kind", Kind::Choice(&[KIND]), "the kind of manifest: Release").required(),
-        Field::new(
-            "service",
-            Kind::Object(&service::SERVICE),
-            "which service is released, where, and the new version",
-        )
-        .required(),
-        Field::new(
-            "deploy",
-            Kind::Object(&deploy::DEPLOY),
-            "how the new version's Deployment is built",
-        )
-        .required(),
+        Field::new("service", Kind::Object(&service::SERVICE), "which service is released, where, and the new version")
+            .required(),
+        Field::new("deploy", Kind::Object(&deploy::DEPLOY), "how the new version's Deployment is built").required(),
         Field::new(
             "gate",
             Kind::Object(&gate::GATE),
             "the crash-loop gate: pod health before any traffic and during every stage",
         ),
-        Field::new(
-            "traffic",
-            Kind::Object(&traffic::TRAFFIC),
-            "the Istio resources whose weights fledge shifts",
-        ),
-        Field::new(
-            "prometheus",
-            Kind::Object(&prometheus::PROMETHEUS),
-            "where metrics are read",
-        ),
-        Field::new(
-            "analysis",
-            Kind::Object(&analysis::ANALYSIS),
-            "how metrics are judged during the stages",
-        ),
+        Field::new("traffic", Kind::Object(&traffic::TRAFFIC), "the Istio resources whose weights fledge shifts"),
+        Field::new("prometheus", Kind::Object(&prometheus::PROMETHEUS), "where metrics are read"),
+        Field::new("analysis", Kind::Object(&analysis::ANALYSIS), "how metrics are judged during the stages"),
         Field::new(
             "stages",
             Kind::List(&Kind::Object(&stages::STAGE)),
             "the traffic stages, with strictly increasing weights",
         )
         .default("[{weight: 10, duration: 2m}, {weight: 50, duration: 2m}, {weight: 100, duration: 2m}]"),
-        Field::new(
-            "promote",
-            Kind::Object(&lifecycle::PROMOTE),
-            "what happens after the last stage passes",
-        ),
-        Field::new(
-            "rollback",
-            Kind::Object(&lifecycle::ROLLBACK),
-            "what happens to the new version on rollback",
-        ),
+        Field::new("promote", Kind::Object(&lifecycle::PROMOTE), "what happens after the last stage passes"),
+        Field::new("rollback", Kind::Object(&lifecycle::ROLLBACK), "what happens to the new version on rollback"),
         Field::new(
             "notify",
             Kind::List(&Kind::Object(&lifecycle::NOTIFICATION)),
@@ -100,9 +66,8 @@ pub(crate) fn read_release(reader: &mut Reader, root: &Node) -> Option<Release> 
     let service = section(reader, &top, "service").and_then(|entries| service::read(reader, &entries));
     let deploy = section(reader, &top, "deploy").and_then(|entries| deploy::read(reader, &entries));
     let gate = optional_section(reader, &top, "gate", gate::read);
-    let traffic = optional_section(reader, &top, "traffic", |reader, entries| {
-        traffic::read(reader, entries, service.as_ref())
-    });
+    let traffic =
+        optional_section(reader, &top, "traffic", |reader, entries| traffic::read(reader, entries, service.as_ref()));
     let prometheus = optional_section(reader, &top, "prometheus", prometheus::read);
     let analysis = optional_section(reader, &top, "analysis", analysis::read);
     let stages = stages::read(reader, &top);
@@ -149,11 +114,8 @@ fn optional_section<T>(
         Read::Value(entries) => read(reader, &entries),
         Read::Invalid => None,
         Read::Absent => {
-            let empty = Node {
-                location: top.node().location,
-                width: 1,
-                value: crate::document::Value::Mapping(Vec::new()),
-            };
+            let empty =
+                Node { location: top.node().location, width: 1, value: crate::document::Value::Mapping(Vec::new()) };
             let object = match &RELEASE.field(name).expect("section is in the table").kind {
                 Kind::Object(object) => *object,
                 _ => unreachable!("sections are objects"),

@@ -15,32 +15,12 @@ pub(crate) static PROMETHEUS: Object = Object {
     fields: &[
         Field::new("url", Kind::Url, "base URL of the Prometheus HTTP API").default(DEFAULT_URL),
         Field::new("timeout", Kind::Duration, "timeout of one query").default("10s"),
-        Field::new(
-            "bearerTokenFile",
-            Kind::Path,
-            "file holding a bearer token sent with every query",
-        ),
-        Field::new(
-            "basicAuth",
-            Kind::Object(&BASIC_AUTH),
-            "basic authentication, the password read from a file",
-        ),
-        Field::new(
-            "caFile",
-            Kind::Path,
-            "PEM file of certificate authorities trusted for an https URL",
-        ),
-        Field::new(
-            "insecureSkipVerify",
-            Kind::Bool,
-            "skip TLS certificate verification (never in production)",
-        )
-        .default("false"),
-        Field::new(
-            "headers",
-            Kind::TextMap,
-            "extra request headers, such as a tenant header; never credentials",
-        ),
+        Field::new("bearerTokenFile", Kind::Path, "file holding a bearer token sent with every query"),
+        Field::new("basicAuth", Kind::Object(&BASIC_AUTH), "basic authentication, the password read from a file"),
+        Field::new("caFile", Kind::Path, "PEM file of certificate authorities trusted for an https URL"),
+        Field::new("insecureSkipVerify", Kind::Bool, "skip TLS certificate verification (never in production)")
+            .default("false"),
+        Field::new("headers", Kind::TextMap, "extra request headers, such as a tenant header; never credentials"),
     ],
     exactly_one_of: &[],
 };
@@ -48,12 +28,8 @@ pub(crate) static PROMETHEUS: Object = Object {
 static BASIC_AUTH: Object = Object {
     fields: &[
         Field::new("username", Kind::Text, "the user name").required(),
-        Field::new(
-            "passwordFile",
-            Kind::Path,
-            "file whose content (trailing newline removed) is the password",
-        )
-        .required(),
+        Field::new("passwordFile", Kind::Path, "file whose content (trailing newline removed) is the password")
+            .required(),
     ],
     exactly_one_of: &[],
 };
@@ -68,12 +44,7 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Prometh
         Read::Value(auth) => {
             let username = auth.text(reader, "username").value();
             let password_file = auth.path(reader, "passwordFile").value();
-            username.zip(password_file).map(|(username, password_file)| {
-                Some(BasicAuth {
-                    username,
-                    password_file,
-                })
-            })
+            username.zip(password_file).map(|(username, password_file)| Some(BasicAuth { username, password_file }))
         }
     };
     let ca_file = entries.path(reader, "caFile").optional();
@@ -110,9 +81,7 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Prometh
                 );
                 valid = false;
             } else if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
             {
                 reader.error(
                     node,

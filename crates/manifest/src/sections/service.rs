@@ -40,10 +40,5 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Service
         );
         return None;
     }
-    Some(Service {
-        name: name?,
-        namespace: namespace?,
-        version: version?,
-        previous_version: previous_version?,
-    })
+    Some(Service { name: name?, namespace: namespace?, version: version?, previous_version: previous_version? })
 }

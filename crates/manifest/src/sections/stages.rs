@@ -37,11 +37,7 @@ fn default_stages() -> Vec<Stage> {
 }
 
 pub(super) fn read(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<Stage>> {
-    let items = match top.list(
-        reader,
-        "stages",
-        "write a list of stages, like `- {weight: 10, duration: 2m}`",
-    ) {
+    let items = match top.list(reader, "stages", "write a list of stages, like `- {weight: 10, duration: 2m}`") {
         Read::Absent => return Some(default_stages()),
         Read::Invalid => return None,
         Read::Value(items) => items,
@@ -93,11 +89,7 @@ pub(super) fn read(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<Stage>>
             valid = false;
         }
         match (weight.and_then(|weight| Weight::new(weight).ok()), duration, approval) {
-            (Some(weight), Some(duration), Some(approval)) => stages.push(Stage {
-                weight,
-                duration,
-                approval,
-            }),
+            (Some(weight), Some(duration), Some(approval)) => stages.push(Stage { weight, duration, approval }),
             _ => valid = false,
         }
     }
@@ -108,11 +100,7 @@ pub(super) fn read(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<Stage>>
 /// written stages even when other stage fields are invalid, so the problem is reported in the same pass.
 pub(super) fn check_against_interval(reader: &mut Reader, top: &Entries<'_>, interval: Duration) {
     let Some(Value::Sequence(items)) = top.get("stages").map(|node| &node.value) else {
-        let shortest = default_stages()
-            .iter()
-            .map(|stage| stage.duration)
-            .min()
-            .unwrap_or(Duration::ZERO);
+        let shortest = default_stages().iter().map(|stage| stage.duration).min().unwrap_or(Duration::ZERO);
         if shortest < interval {
             let node = top.get("analysis").unwrap_or(top.node());
             reader.error(
@@ -125,10 +113,8 @@ pub(super) fn check_against_interval(reader: &mut Reader, top: &Entries<'_>, int
     };
     for (index, item) in items.iter().enumerate() {
         let Value::Mapping(pairs) = &item.value else { continue };
-        let duration_node = pairs
-            .iter()
-            .find(|(key, _)| key.value.scalar_text() == Some("duration"))
-            .map(|(_, value)| value);
+        let duration_node =
+            pairs.iter().find(|(key, _)| key.value.scalar_text() == Some("duration")).map(|(_, value)| value);
         let Some(node) = duration_node else { continue };
         let Value::String(text) = &node.value else { continue };
         if let Ok(duration) = Duration::parse(text)

@@ -5,11 +5,7 @@ use crate::reader::{Entries, Read, Reader};
 use fledge_core::release::{Service, Traffic};
 
 pub(crate) static TRAFFIC: Object = Object {
-    fields: &[Field::new(
-        "istio",
-        Kind::Object(&ISTIO),
-        "Istio VirtualService and DestinationRule",
-    )],
+    fields: &[Field::new("istio", Kind::Object(&ISTIO), "Istio VirtualService and DestinationRule")],
     exactly_one_of: &[],
 };
 

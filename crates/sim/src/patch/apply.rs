@@ -28,21 +28,9 @@ fn read_entries(object: &Value) -> Vec<Entry> {
         .into_iter()
         .flatten()
         .map(|entry| Entry {
-            manager: entry
-                .get("manager")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            operation: entry
-                .get("operation")
-                .and_then(Value::as_str)
-                .unwrap_or("Update")
-                .to_owned(),
-            api_version: entry
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            manager: entry.get("manager").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            operation: entry.get("operation").and_then(Value::as_str).unwrap_or("Update").to_owned(),
+            api_version: entry.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned(),
             subresource: entry.get("subresource").and_then(Value::as_str).map(str::to_owned),
             fields: FieldSet::from_fields_v1(entry.get("fieldsV1").unwrap_or(&Value::Null)),
         })
@@ -83,11 +71,7 @@ pub fn manager_name(field_manager: Option<&str>, user_agent: Option<&str>) -> St
     if let Some(manager) = field_manager.filter(|manager| !manager.is_empty()) {
         return manager.to_owned();
     }
-    user_agent
-        .and_then(|agent| agent.split('/').next())
-        .filter(|name| !name.is_empty())
-        .unwrap_or("unknown")
-        .to_owned()
+    user_agent.and_then(|agent| agent.split('/').next()).filter(|name| !name.is_empty()).unwrap_or("unknown").to_owned()
 }
 
 /// Records that `manager` wrote `new` over `old` (a create, update or non-apply patch).
@@ -98,17 +82,10 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, subres
     let mut entries = read_entries(old_object);
     let present = FieldSet::of(new);
     for entry in &mut entries {
-        entry
-            .fields
-            .0
-            .retain(|path| present.0.contains(path) && !changed.0.contains(path));
+        entry.fields.0.retain(|path| present.0.contains(path) && !changed.0.contains(path));
     }
     if !changed.is_empty() {
-        let api_version = new
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let api_version = new.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
         match entries.iter_mut().find(|entry| {
             entry.manager == manager && entry.operation == "Update" && entry.subresource.as_deref() == subresource
         }) {
@@ -133,16 +110,8 @@ pub fn apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, ApiError> {
-    let name = applied
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let api_version = applied
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let name = applied.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let api_version = applied.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
     let applied_set = FieldSet::of(applied);
     let Some(live) = live else {
         let mut object = applied.clone();
@@ -169,19 +138,12 @@ pub fn apply(
 
     // Conflicts: fields this apply changes that another manager owns.
     let mut conflicts: Vec<(String, String, Path)> = Vec::new();
-    for path in applied_set
-        .0
-        .iter()
-        .filter(|path| path.last() != Some(&Element::Itself))
-    {
+    for path in applied_set.0.iter().filter(|path| path.last() != Some(&Element::Itself)) {
         let live_value = field_set::lookup(live, path);
         if live_value.is_none() || live_value == field_set::lookup(applied, path) {
             continue;
         }
-        for entry in entries
-            .iter()
-            .filter(|entry| entry.manager != manager && entry.subresource.is_none())
-        {
+        for entry in entries.iter().filter(|entry| entry.manager != manager && entry.subresource.is_none()) {
             if entry.fields.0.contains(path) {
                 conflicts.push((entry.manager.clone(), entry.api_version.clone(), path.clone()));
             }
@@ -249,10 +211,7 @@ fn conflict_error(resource: &ResourceType, name: &str, conflicts: &[(String, Str
         let lines: Vec<String> = conflicts
             .iter()
             .map(|(manager, api_version, path)| {
-                format!(
-                    "conflict with \"{manager}\" using {api_version}: {}",
-                    field_set::describe(path)
-                )
+                format!("conflict with \"{manager}\" using {api_version}: {}", field_set::describe(path))
             })
             .collect();
         format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
@@ -276,14 +235,7 @@ fn merge_applied(live: &mut Value, applied: &Value, names: &mut Vec<String>) {
         }
         if names.len() == 1
             && names[0] == "metadata"
-            && [
-                "resourceVersion",
-                "uid",
-                "managedFields",
-                "creationTimestamp",
-                "generation",
-            ]
-            .contains(&key.as_str())
+            && ["resourceVersion", "uid", "managedFields", "creationTimestamp", "generation"].contains(&key.as_str())
         {
             continue;
         }
@@ -303,10 +255,7 @@ fn merge_applied(live: &mut Value, applied: &Value, names: &mut Vec<String>) {
                         names.push(key.clone());
                         for item in items {
                             let id = field_set::item_key(item, keys);
-                            match merged
-                                .iter_mut()
-                                .find(|existing| field_set::item_key(existing, keys) == id)
-                            {
+                            match merged.iter_mut().find(|existing| field_set::item_key(existing, keys) == id) {
                                 Some(existing) => merge_applied(existing, item, names),
                                 None => merged.push(item.clone()),
                             }

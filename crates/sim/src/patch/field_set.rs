@@ -58,9 +58,8 @@ impl FieldSet {
                     "apiVersion" | "kind" | "status" => {}
                     "metadata" => {
                         if let Value::Object(metadata) = value {
-                            for (field, value) in metadata
-                                .iter()
-                                .filter(|(field, _)| !SERVER_METADATA.contains(&field.as_str()))
+                            for (field, value) in
+                                metadata.iter().filter(|(field, _)| !SERVER_METADATA.contains(&field.as_str()))
                             {
                                 let mut path = vec![Element::Field("metadata".into()), Element::Field(field.clone())];
                                 walk(value, &mut path, &mut set);
@@ -94,11 +93,7 @@ impl FieldSet {
                     Element::Value(value) => format!("v:{value}"),
                     Element::Itself => ".".to_owned(),
                 };
-                node = node
-                    .entry(key)
-                    .or_insert_with(|| json!({}))
-                    .as_object_mut()
-                    .expect("nodes are objects");
+                node = node.entry(key).or_insert_with(|| json!({})).as_object_mut().expect("nodes are objects");
             }
         }
         Value::Object(root)
@@ -139,13 +134,7 @@ impl FieldSet {
     /// The leaves whose values differ between `old` and `new` or that `new` adds.
     pub fn changed(old: &Value, new: &Value) -> FieldSet {
         let new_set = FieldSet::of(new);
-        FieldSet(
-            new_set
-                .0
-                .into_iter()
-                .filter(|path| lookup(old, path) != lookup(new, path))
-                .collect(),
-        )
+        FieldSet(new_set.0.into_iter().filter(|path| lookup(old, path) != lookup(new, path)).collect())
     }
 }
 
@@ -218,10 +207,7 @@ pub fn item_key(item: &Value, keys: &[&str]) -> String {
     sorted.sort_unstable();
     let parts: Vec<String> = sorted
         .iter()
-        .filter_map(|key| {
-            item.get(*key)
-                .map(|value| format!("{}:{value}", Value::String((*key).to_owned())))
-        })
+        .filter_map(|key| item.get(*key).map(|value| format!("{}:{value}", Value::String((*key).to_owned()))))
         .collect();
     format!("{{{}}}", parts.join(","))
 }
@@ -244,7 +230,8 @@ pub fn lookup<'v>(object: &'v Value, path: &Path) -> Option<&'v Value> {
                 node = node.as_array()?.iter().find(|item| item_key(item, keys) == *key)?;
             }
             Element::Value(value) => {
-                node = node.as_array()?.iter().find(|item| item.to_string() == *value)?;
+                let wanted: Value = serde_json::from_str(value).ok()?;
+                node = node.as_array()?.iter().find(|item| **item == wanted)?;
             }
             Element::Itself => {}
         }
@@ -287,11 +274,14 @@ pub fn remove(object: &mut Value, path: &Path) -> bool {
             items.len() != before
         }
         Element::Value(value) => {
+            let Ok(unwanted) = serde_json::from_str::<Value>(value) else {
+                return false;
+            };
             let Some(items) = parent.as_array_mut() else {
                 return false;
             };
             let before = items.len();
-            items.retain(|item| item.to_string() != *value);
+            items.retain(|item| *item != unwanted);
             items.len() != before
         }
         Element::Itself => false,
@@ -313,16 +303,11 @@ fn lookup_mut<'v>(object: &'v mut Value, path: &Path) -> Option<&'v mut Value> {
                 let ListStrategy::MergeByKey(keys) = list_strategy(parent, field) else {
                     return None;
                 };
-                node = node
-                    .as_array_mut()?
-                    .iter_mut()
-                    .find(|item| item_key(item, keys) == *key)?;
+                node = node.as_array_mut()?.iter_mut().find(|item| item_key(item, keys) == *key)?;
             }
             Element::Value(value) => {
-                node = node
-                    .as_array_mut()?
-                    .iter_mut()
-                    .find(|item| item.to_string() == *value)?;
+                let wanted: Value = serde_json::from_str(value).ok()?;
+                node = node.as_array_mut()?.iter_mut().find(|item| **item == wanted)?;
             }
             Element::Itself => {}
         }
@@ -391,10 +376,7 @@ mod tests {
             Element::Field("image".into()),
         ];
         assert_eq!(lookup(&object, &image), Some(&json!("a:1")));
-        assert_eq!(
-            describe(&image),
-            ".spec.template.spec.containers[\"name\"=\"app\"].image"
-        );
+        assert_eq!(describe(&image), ".spec.template.spec.containers[\"name\"=\"app\"].image");
         assert!(remove(&mut object, &image));
         assert_eq!(lookup(&object, &image), None);
         let item: Path = image[..5].to_vec();

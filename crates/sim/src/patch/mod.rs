@@ -83,9 +83,7 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     let patch: Value = serde_json::from_slice(body)
         .map_err(|error| ApiError::bad_request(format!("error decoding patch: {error}")))?;
     if !patch.is_object() {
-        return Err(ApiError::bad_request(
-            "error decoding patch: the patch must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("error decoding patch: the patch must be a JSON object"));
     }
     Ok(patch)
 }

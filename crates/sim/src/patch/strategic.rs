@@ -25,11 +25,9 @@ pub fn list_strategy(parent: &[&str], field: &str) -> ListStrategy {
         | "volumes"
         | "imagePullSecrets"
         | "resourceClaims"
-        | "readinessGates" => ListStrategy::MergeByKey(if field == "readinessGates" {
-            &["conditionType"]
-        } else {
-            &["name"]
-        }),
+        | "readinessGates" => {
+            ListStrategy::MergeByKey(if field == "readinessGates" { &["conditionType"] } else { &["name"] })
+        }
         "ports" if parent.last() == Some(&"spec") && !parent.contains(&"template") => {
             ListStrategy::MergeByKey(&["port", "protocol"])
         }
@@ -109,11 +107,9 @@ fn merge_at(target: &mut Value, patch: &Value, path: &mut Vec<String>) -> Result
                         }
                         merged
                     }
-                    (_, ListStrategy::MergeByKey(_)) => patch_items
-                        .iter()
-                        .filter(|item| item.get("$patch").is_none())
-                        .map(strip_directives)
-                        .collect(),
+                    (_, ListStrategy::MergeByKey(_)) => {
+                        patch_items.iter().filter(|item| item.get("$patch").is_none()).map(strip_directives).collect()
+                    }
                     _ => patch_items.clone(),
                 };
                 map.insert(key.clone(), Value::Array(merged));
@@ -145,27 +141,16 @@ fn merge_keyed_list(
     keys: &[&str],
     path: &mut Vec<String>,
 ) -> Result<Vec<Value>, String> {
-    if patch
-        .iter()
-        .any(|item| item.get("$patch").and_then(Value::as_str) == Some("replace"))
-    {
-        return Ok(patch
-            .iter()
-            .filter(|item| item.get("$patch").is_none())
-            .map(strip_directives)
-            .collect());
+    if patch.iter().any(|item| item.get("$patch").and_then(Value::as_str) == Some("replace")) {
+        return Ok(patch.iter().filter(|item| item.get("$patch").is_none()).map(strip_directives).collect());
     }
     let identity = |item: &Value| -> Vec<Value> {
-        keys.iter()
-            .map(|key| item.get(*key).cloned().unwrap_or(Value::Null))
-            .collect()
+        keys.iter().map(|key| item.get(*key).cloned().unwrap_or(Value::Null)).collect()
     };
     let mut merged: Vec<Value> = current.to_vec();
     for item in patch {
         let id = identity(item);
-        let position = merged
-            .iter()
-            .position(|existing| identity(existing) == id && !id.iter().all(Value::is_null));
+        let position = merged.iter().position(|existing| identity(existing) == id && !id.iter().all(Value::is_null));
         let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
         match (position, delete) {
             (Some(index), true) => {
@@ -209,10 +194,7 @@ mod tests {
             json!({ "spec": { "template": { "spec": { "containers": [{ "name": "app", "image": "app:2" }] } } } });
         merge(&mut deployment, &patch).unwrap();
         let containers = &deployment["spec"]["template"]["spec"]["containers"];
-        assert_eq!(
-            containers[0],
-            json!({ "name": "app", "image": "app:2", "ports": [{ "containerPort": 80 }] })
-        );
+        assert_eq!(containers[0], json!({ "name": "app", "image": "app:2", "ports": [{ "containerPort": 80 }] }));
         assert_eq!(containers[1]["name"], "sidecar");
     }
 
@@ -237,14 +219,7 @@ mod tests {
     #[test]
     fn lists_without_merge_keys_are_replaced() {
         let mut object = json!({ "spec": { "tolerations": [{ "key": "a" }], "args": ["x"] } });
-        merge(
-            &mut object,
-            &json!({ "spec": { "tolerations": [{ "key": "b" }], "args": ["y"] } }),
-        )
-        .unwrap();
-        assert_eq!(
-            object,
-            json!({ "spec": { "tolerations": [{ "key": "b" }], "args": ["y"] } })
-        );
+        merge(&mut object, &json!({ "spec": { "tolerations": [{ "key": "b" }], "args": ["y"] } })).unwrap();
+        assert_eq!(object, json!({ "spec": { "tolerations": [{ "key": "b" }], "args": ["y"] } }));
     }
 }

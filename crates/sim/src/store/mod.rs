@@ -11,7 +11,10 @@
 //! Everything happens under one lock, so a read-modify-write (a patch, a controller's status update) is atomic and
 //! every change gets a strictly increasing revision.
 
+mod delete;
 pub mod selectors;
+
+pub use delete::{DeleteOptions, Deleted, Propagation};
 
 use crate::admission::{self, AdmissionConfig, Operation};
 use crate::clock;
@@ -21,6 +24,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
+
+/// The start of a watch: the retained changes to replay, and a receiver for the changes to come.
+pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +61,15 @@ pub struct Change {
     pub kind: ChangeKind,
     /// The object after the change (before it, for deletions, with the deletion's resourceVersion).
     pub object: Arc<Value>,
+    /// The object before the change (modifications only): lets a filtered watch turn a change that moves an object
+    /// out of its selector into a DELETED event, as a real server does.
+    pub previous: Option<Arc<Value>>,
 }
 
 impl Change {
     /// The object's namespace ("" for cluster-scoped objects).
     pub fn namespace(&self) -> &str {
-        self.object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        self.object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default()
     }
 }
 
@@ -92,6 +98,9 @@ pub enum WriteScope {
     Main,
     /// A write to `/status`: only the status (and metadata labels/annotations) change.
     Status,
+    /// A write of the whole object, spec and status together (the simulator's own controllers: binding a pod to a
+    /// node sets its spec.nodeName and its PodScheduled condition).
+    Whole,
 }
 
 impl Store {
@@ -122,9 +131,7 @@ impl Store {
 
     /// One object.
     pub fn get(&self, resource: ResourceId, namespace: &str, name: &str) -> Option<Arc<Value>> {
-        self.lock().objects[resource.0]
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
+        self.lock().objects[resource.0].get(&(namespace.to_owned(), name.to_owned())).cloned()
     }
 
     /// Objects of a type, in one namespace or all, that pass `filter`, with the revision they were read at.
@@ -154,20 +161,29 @@ impl Store {
         self.lock().objects[resource.0].len()
     }
 
-    /// Creates an object. `namespace` is "" for cluster-scoped types.
-    pub fn create(&self, resource: ResourceId, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
+    /// Creates an object. `namespace` is "" for cluster-scoped types. `manager`, for client writes, is recorded as
+    /// the owner of the fields set (controllers pass `None`).
+    pub fn create(
+        &self,
+        resource: ResourceId,
+        namespace: &str,
+        mut object: Value,
+        manager: Option<&str>,
+    ) -> Result<Arc<Value>, ApiError> {
         let resource_type = resource.resource_type();
         let mut state = self.lock();
+        let namespace_object = if resource_type.namespaced {
+            state.objects[NAMESPACES.0].get(&(String::new(), namespace.to_owned())).cloned()
+        } else {
+            None
+        };
         if resource_type.namespaced {
-            match state.objects[NAMESPACES.0].get(&(String::new(), namespace.to_owned())) {
+            match &namespace_object {
                 None => return Err(ApiError::not_found(NAMESPACES.resource_type(), namespace)),
                 Some(existing) if existing.pointer("/metadata/deletionTimestamp").is_some() => {
                     return Err(ApiError::forbidden(
                         resource_type,
-                        object
-                            .pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default(),
+                        object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default(),
                         &format!(
                             "unable to create new content in namespace {namespace} because it is being terminated"
                         ),
@@ -176,18 +192,16 @@ impl Store {
                 Some(_) => {}
             }
         }
-        let metadata = object
-            .as_object_mut()
-            .and_then(|object| object.get_mut("metadata"))
-            .and_then(Value::as_object_mut);
+        let metadata =
+            object.as_object_mut().and_then(|object| object.get_mut("metadata")).and_then(Value::as_object_mut);
         let Some(metadata) = metadata else {
             return Err(ApiError::bad_request("metadata: Required value"));
         };
-        if metadata.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
-            if let Some(prefix) = metadata.get("generateName").and_then(Value::as_str) {
-                let name = format!("{prefix}{}", random_suffix(5));
-                metadata.insert("name".into(), json!(name));
-            }
+        if metadata.get("name").and_then(Value::as_str).is_none_or(str::is_empty)
+            && let Some(prefix) = metadata.get("generateName").and_then(Value::as_str)
+        {
+            let name = format!("{prefix}{}", random_suffix(5));
+            metadata.insert("name".into(), json!(name));
         }
         if resource_type.namespaced {
             metadata.insert("namespace".into(), json!(namespace));
@@ -202,20 +216,12 @@ impl Store {
         } else {
             metadata.remove("generation");
         }
-        admission::admit(&self.admission, resource, Operation::Create, None, &mut object)?;
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let key = (
-            if resource_type.namespaced {
-                namespace.to_owned()
-            } else {
-                String::new()
-            },
-            name.clone(),
-        );
+        admission::admit(&self.admission, resource, Operation::Create, None, namespace_object.as_deref(), &mut object)?;
+        if let Some(manager) = manager {
+            crate::patch::apply::record_update(None, &mut object, manager, None);
+        }
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let key = (if resource_type.namespaced { namespace.to_owned() } else { String::new() }, name.clone());
         if state.objects[resource.0].contains_key(&key) {
             return Err(ApiError::already_exists(resource_type, &name));
         }
@@ -234,12 +240,11 @@ impl Store {
         name: &str,
         new: Value,
         scope: WriteScope,
+        manager: Option<&str>,
     ) -> Result<Arc<Value>, ApiError> {
-        self.modify(resource, namespace, name, scope, |current| {
-            let expected = new
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .filter(|version| !version.is_empty());
+        self.modify(resource, namespace, name, scope, manager, |current: &mut Value| {
+            let expected =
+                new.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|version| !version.is_empty());
             if let Some(expected) = expected
                 && Some(expected) != current.pointer("/metadata/resourceVersion").and_then(Value::as_str)
             {
@@ -252,54 +257,39 @@ impl Store {
 
     /// Reads an object, changes it with `change` and writes it back, atomically. This is how patches and
     /// controllers write. A change that leaves the object as it was writes nothing and keeps its resourceVersion.
+    /// `manager`, for client writes, is recorded as the owner of the fields changed.
     pub fn modify(
         &self,
         resource: ResourceId,
         namespace: &str,
         name: &str,
         scope: WriteScope,
+        manager: Option<&str>,
         change: impl FnOnce(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Arc<Value>, ApiError> {
         let resource_type = resource.resource_type();
         let mut state = self.lock();
-        let key = (
-            if resource_type.namespaced {
-                namespace.to_owned()
-            } else {
-                String::new()
-            },
-            name.to_owned(),
-        );
-        let current = state.objects[resource.0]
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(resource_type, name))?;
+        let key = (if resource_type.namespaced { namespace.to_owned() } else { String::new() }, name.to_owned());
+        let current =
+            state.objects[resource.0].get(&key).cloned().ok_or_else(|| ApiError::not_found(resource_type, name))?;
         let mut new = (*current).clone();
         change(&mut new)?;
         let mut merged = carry_over(resource, &current, new, scope)?;
-        admission::admit(
-            &self.admission,
-            resource,
-            Operation::Update,
-            Some(&current),
-            &mut merged,
-        )?;
+        admission::admit(&self.admission, resource, Operation::Update, Some(&current), None, &mut merged)?;
         if resource_type.has_generation && scope == WriteScope::Main && spec_of(&current) != spec_of(&merged) {
-            let generation = current
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                + 1;
+            let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             merged["metadata"]["generation"] = json!(generation);
+        }
+        if let Some(manager) = manager {
+            let subresource = (scope == WriteScope::Status).then_some("status");
+            crate::patch::apply::record_update(Some(&current), &mut merged, manager, subresource);
         }
         if same_object(&current, &merged) {
             return Ok(current);
         }
         // Deleting an object whose last finalizer is removed.
-        let finalizers_done = merged
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
+        let finalizers_done =
+            merged.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
         if merged.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers_done
             && !admission::waits_for_termination(resource, &merged)
@@ -313,14 +303,7 @@ impl Store {
     pub fn remove(&self, resource: ResourceId, namespace: &str, name: &str) -> Option<Arc<Value>> {
         let resource_type = resource.resource_type();
         let mut state = self.lock();
-        let key = (
-            if resource_type.namespaced {
-                namespace.to_owned()
-            } else {
-                String::new()
-            },
-            name.to_owned(),
-        );
+        let key = (if resource_type.namespaced { namespace.to_owned() } else { String::new() }, name.to_owned());
         self.remove_locked(&mut state, resource, &key)
     }
 
@@ -337,6 +320,7 @@ impl Store {
                 resource,
                 kind: ChangeKind::Deleted,
                 object: last.clone(),
+                previous: None,
             },
         );
         Some(last)
@@ -353,16 +337,8 @@ impl Store {
         state.revision += 1;
         object["metadata"]["resourceVersion"] = json!(state.revision.to_string());
         let object = Arc::new(object);
-        state.objects[resource.0].insert(key, object.clone());
-        self.record(
-            state,
-            Change {
-                revision: state.revision,
-                resource,
-                kind,
-                object: object.clone(),
-            },
-        );
+        let previous = state.objects[resource.0].insert(key, object.clone());
+        self.record(state, Change { revision: state.revision, resource, kind, object: object.clone(), previous });
         object
     }
 
@@ -380,17 +356,12 @@ impl Store {
 
     /// Starts a watch: the changes after `since` still in the history, and a receiver for the changes to come.
     /// Fails with 410 Gone when changes after `since` were already dropped.
-    pub fn watch(&self, since: u64) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), ApiError> {
+    pub fn watch(&self, since: u64) -> Result<WatchStart, ApiError> {
         let state = self.lock();
         if since < state.compacted {
             return Err(ApiError::expired(since, state.compacted + 1));
         }
-        let replay = state
-            .history
-            .iter()
-            .filter(|change| change.revision > since)
-            .cloned()
-            .collect();
+        let replay = state.history.iter().filter(|change| change.revision > since).cloned().collect();
         Ok((replay, self.changes.subscribe()))
     }
 
@@ -438,7 +409,7 @@ fn carry_over(resource: ResourceId, current: &Value, mut new: Value, scope: Writ
             }
         }
     }
-    if resource_type.status_subresource {
+    if resource_type.status_subresource && scope != WriteScope::Whole {
         match scope {
             WriteScope::Main => match current.get("status") {
                 Some(status) => new["status"] = status.clone(),
@@ -466,6 +437,7 @@ fn carry_over(resource: ResourceId, current: &Value, mut new: Value, scope: Writ
                 }
                 new = kept;
             }
+            WriteScope::Whole => {}
         }
     }
     Ok(new)
@@ -512,22 +484,13 @@ pub fn new_uid() -> String {
             _ => format!("{byte:02x}"),
         })
         .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 /// The suffix alphabet Kubernetes uses for generated names (no vowels, no confusable characters).
 pub fn random_suffix(length: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..length)
-        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..length).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
 }
 
 #[cfg(test)]

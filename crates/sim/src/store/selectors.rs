@@ -42,15 +42,9 @@ impl LabelSelector {
                     parse_set(rest).map_err(|why| invalid(&why))?,
                 )
             } else if let Some((key, value)) = part.split_once("!=") {
-                Requirement::NotEquals(
-                    check_key(key.trim()).map_err(|why| invalid(&why))?,
-                    value.trim().to_owned(),
-                )
+                Requirement::NotEquals(check_key(key.trim()).map_err(|why| invalid(&why))?, value.trim().to_owned())
             } else if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-                Requirement::Equals(
-                    check_key(key.trim()).map_err(|why| invalid(&why))?,
-                    value.trim().to_owned(),
-                )
+                Requirement::Equals(check_key(key.trim()).map_err(|why| invalid(&why))?, value.trim().to_owned())
             } else {
                 Requirement::Exists(check_key(part).map_err(|why| invalid(&why))?)
             };
@@ -75,17 +69,8 @@ impl LabelSelector {
         if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
             requirements.extend(LabelSelector::from_match_labels(labels).requirements);
         }
-        for expression in selector
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = expression
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+        for expression in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+            let key = expression.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
             let values: Vec<String> = expression
                 .get("values")
                 .and_then(Value::as_array)
@@ -144,8 +129,7 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 fn split_word<'t>(part: &'t str, word: &str) -> Option<(&'t str, &'t str)> {
-    part.find(word)
-        .map(|index| (part[..index].trim(), part[index + word.len()..].trim()))
+    part.find(word).map(|index| (part[..index].trim(), part[index + word.len()..].trim()))
 }
 
 fn parse_set(text: &str) -> Result<Vec<String>, String> {
@@ -153,24 +137,14 @@ fn parse_set(text: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|rest| rest.strip_suffix(')'))
         .ok_or_else(|| format!("found '{text}', expected: '('"))?;
-    Ok(inner
-        .split(',')
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
-        .collect())
+    Ok(inner.split(',').map(|value| value.trim().to_owned()).filter(|value| !value.is_empty()).collect())
 }
 
 fn check_key(key: &str) -> Result<String, String> {
     let valid = !key.is_empty()
         && key.len() <= 317
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if valid {
-        Ok(key.to_owned())
-    } else {
-        Err(format!("invalid label key \"{key}\""))
-    }
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if valid { Ok(key.to_owned()) } else { Err(format!("invalid label key \"{key}\"")) }
 }
 
 /// A parsed field selector: `metadata.name=x,status.phase!=Running`.
@@ -189,9 +163,7 @@ impl FieldSelector {
             } else if let Some((field, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (field, true, value)
             } else {
-                return Err(ApiError::bad_request(format!(
-                    "invalid selector: '{text}'; can't understand '{part}'"
-                )));
+                return Err(ApiError::bad_request(format!("invalid selector: '{text}'; can't understand '{part}'")));
             };
             let field = field.trim();
             if !["metadata.name", "metadata.namespace"].contains(&field) && !supported.contains(&field) {

@@ -3,9 +3,7 @@ use crate::resources::{CONFIG_MAPS, DEPLOYMENTS, NAMESPACES, PODS};
 
 fn store() -> Store {
     let store = Store::new(100, AdmissionConfig::default());
-    store
-        .create(NAMESPACES, "", json!({ "metadata": { "name": "default" } }))
-        .unwrap();
+    store.create(NAMESPACES, "", json!({ "metadata": { "name": "default" } }), None).unwrap();
     store
 }
 
@@ -16,41 +14,29 @@ fn config_map(name: &str) -> Value {
 #[test]
 fn create_fills_metadata_and_refuses_duplicates() {
     let store = store();
-    let created = store.create(CONFIG_MAPS, "default", config_map("c")).unwrap();
+    let created = store.create(CONFIG_MAPS, "default", config_map("c"), None).unwrap();
     assert_eq!(created["metadata"]["namespace"], "default");
     assert_eq!(created["metadata"]["uid"].as_str().unwrap().len(), 36);
     assert!(created["metadata"]["creationTimestamp"].is_string());
     assert_eq!(created["metadata"]["resourceVersion"], store.revision().to_string());
-    let error = store.create(CONFIG_MAPS, "default", config_map("c")).unwrap_err();
+    let error = store.create(CONFIG_MAPS, "default", config_map("c"), None).unwrap_err();
     assert_eq!((error.code, error.reason), (409, "AlreadyExists"));
-    let error = store.create(CONFIG_MAPS, "missing", config_map("c")).unwrap_err();
+    let error = store.create(CONFIG_MAPS, "missing", config_map("c"), None).unwrap_err();
     assert_eq!(error.message, "namespaces \"missing\" not found");
 }
 
 #[test]
 fn stale_updates_conflict_and_no_op_writes_keep_the_revision() {
     let store = store();
-    let created = store.create(CONFIG_MAPS, "default", config_map("c")).unwrap();
+    let created = store.create(CONFIG_MAPS, "default", config_map("c"), None).unwrap();
     let mut first = (*created).clone();
     first["data"]["k"] = json!("w");
-    let updated = store
-        .update(CONFIG_MAPS, "default", "c", first.clone(), WriteScope::Main)
-        .unwrap();
-    assert_ne!(
-        updated["metadata"]["resourceVersion"],
-        created["metadata"]["resourceVersion"]
-    );
-    let error = store
-        .update(CONFIG_MAPS, "default", "c", first, WriteScope::Main)
-        .unwrap_err();
+    let updated = store.update(CONFIG_MAPS, "default", "c", first.clone(), WriteScope::Main, None).unwrap();
+    assert_ne!(updated["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+    let error = store.update(CONFIG_MAPS, "default", "c", first, WriteScope::Main, None).unwrap_err();
     assert_eq!((error.code, error.reason), (409, "Conflict"));
-    let same = store
-        .update(CONFIG_MAPS, "default", "c", (*updated).clone(), WriteScope::Main)
-        .unwrap();
-    assert_eq!(
-        same["metadata"]["resourceVersion"],
-        updated["metadata"]["resourceVersion"]
-    );
+    let same = store.update(CONFIG_MAPS, "default", "c", (*updated).clone(), WriteScope::Main, None).unwrap();
+    assert_eq!(same["metadata"]["resourceVersion"], updated["metadata"]["resourceVersion"]);
 }
 
 #[test]
@@ -58,10 +44,10 @@ fn generation_counts_spec_changes_and_status_writes_touch_only_status() {
     let store = store();
     let deployment = json!({ "metadata": { "name": "d" }, "spec": { "selector": { "matchLabels": { "app": "a" } },
         "template": { "metadata": { "labels": { "app": "a" } }, "spec": { "containers": [{ "name": "a", "image": "a:1" }] } } } });
-    let created = store.create(DEPLOYMENTS, "default", deployment).unwrap();
+    let created = store.create(DEPLOYMENTS, "default", deployment, None).unwrap();
     assert_eq!(created["metadata"]["generation"], 1);
     assert_eq!(created["spec"]["replicas"], 1, "defaulted");
-    let scaled = store.modify(DEPLOYMENTS, "default", "d", WriteScope::Main, |object| {
+    let scaled = store.modify(DEPLOYMENTS, "default", "d", WriteScope::Main, None, |object| {
         object["spec"]["replicas"] = json!(3);
         object["status"] = json!({ "replicas": 99 });
         Ok(())
@@ -70,7 +56,7 @@ fn generation_counts_spec_changes_and_status_writes_touch_only_status() {
     assert_eq!(scaled["metadata"]["generation"], 2);
     assert_eq!(scaled["status"], json!({}), "a main write keeps the stored status");
     let status = store
-        .modify(DEPLOYMENTS, "default", "d", WriteScope::Status, |object| {
+        .modify(DEPLOYMENTS, "default", "d", WriteScope::Status, None, |object| {
             object["status"] = json!({ "replicas": 3 });
             object["spec"]["replicas"] = json!(7);
             Ok(())
@@ -85,16 +71,13 @@ fn generation_counts_spec_changes_and_status_writes_touch_only_status() {
 fn watches_replay_history_and_expire_when_compacted() {
     let store = store();
     let start = store.revision();
-    store.create(CONFIG_MAPS, "default", config_map("a")).unwrap();
-    store.create(CONFIG_MAPS, "default", config_map("b")).unwrap();
+    store.create(CONFIG_MAPS, "default", config_map("a"), None).unwrap();
+    store.create(CONFIG_MAPS, "default", config_map("b"), None).unwrap();
     store.remove(CONFIG_MAPS, "default", "a").unwrap();
     let (replay, _) = store.watch(start).unwrap();
     let kinds: Vec<ChangeKind> = replay.iter().map(|change| change.kind).collect();
     assert_eq!(kinds, vec![ChangeKind::Added, ChangeKind::Added, ChangeKind::Deleted]);
-    assert_eq!(
-        replay[2].object["metadata"]["resourceVersion"],
-        store.revision().to_string()
-    );
+    assert_eq!(replay[2].object["metadata"]["resourceVersion"], store.revision().to_string());
     store.compact();
     let error = store.watch(start).unwrap_err();
     assert_eq!(error.code, 410);
@@ -104,11 +87,9 @@ fn watches_replay_history_and_expire_when_compacted() {
 #[test]
 fn lists_are_per_namespace_and_filtered() {
     let store = store();
-    store
-        .create(NAMESPACES, "", json!({ "metadata": { "name": "other" } }))
-        .unwrap();
-    store.create(CONFIG_MAPS, "default", config_map("a")).unwrap();
-    store.create(CONFIG_MAPS, "other", config_map("b")).unwrap();
+    store.create(NAMESPACES, "", json!({ "metadata": { "name": "other" } }), None).unwrap();
+    store.create(CONFIG_MAPS, "default", config_map("a"), None).unwrap();
+    store.create(CONFIG_MAPS, "other", config_map("b"), None).unwrap();
     let (items, _) = store.list(CONFIG_MAPS, Some("default"), |_| true);
     assert_eq!(items.len(), 1);
     let (items, _) = store.list(CONFIG_MAPS, None, |object| object["metadata"]["name"] == "b");
