@@ -60,7 +60,7 @@ impl Default for SimConfig {
             api_address: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_address: SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: FaultSettings::default(),
-            history_limit: 20_000,
+            history_limit: 4_000,
             admission: admission::AdmissionConfig::default(),
             scenario: scenario::Scenario::default(),
         }
@@ -107,7 +107,9 @@ impl Sim {
             .map_err(|source| StartError::Listen { address: config.api_address, source })?;
         let address =
             listener.local_addr().map_err(|source| StartError::Listen { address: config.api_address, source })?;
-        seed_cluster(&store);
+        let node_names =
+            cluster::nodes::node_names(config.scenario.nodes.unwrap_or(cluster::nodes::DEFAULT_NODE_COUNT));
+        seed_cluster(&store, &node_names);
         let mut problems = Vec::new();
         for object in &config.scenario.objects {
             if let Err(error) = create_seed_object(&store, object) {
@@ -222,11 +224,11 @@ impl Drop for Sim {
 }
 
 /// The objects every cluster starts with: the system namespaces and three nodes.
-fn seed_cluster(store: &Store) {
+fn seed_cluster(store: &Store, nodes: &[String]) {
     for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let _ = store.create(resources::NAMESPACES, "", serde_json::json!({ "metadata": { "name": namespace } }), None);
     }
-    cluster::nodes::create_nodes(store);
+    cluster::nodes::create_nodes(store, nodes);
 }
 
 /// Creates one object of a scenario, by its apiVersion and kind.

@@ -50,6 +50,9 @@ pub struct Scenario {
     /// How much faster than real time simulated waits run.
     #[serde(default = "one")]
     pub time_scale: f64,
+    /// How many nodes the cluster has (default 3; each takes 110 pods, 4 CPUs, 16 GiB).
+    #[serde(default)]
+    pub nodes: Option<usize>,
     /// Behaviours by image, first match wins.
     #[serde(default)]
     pub behaviours: Vec<BehaviourRule>,

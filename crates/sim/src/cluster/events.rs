@@ -9,20 +9,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Who reports an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reporter {
     /// The kubelet on a node.
-    Kubelet(&'static str),
+    Kubelet(String),
     /// The deployment controller.
     DeploymentController,
     /// The replicaset controller.
     ReplicaSetController,
     /// The scheduler (events.k8s.io recorder: `source: {}`, `eventTime`, `action`).
-    Scheduler(&'static str),
+    Scheduler(String),
 }
 
 impl Reporter {
-    fn component(self) -> &'static str {
+    fn component(&self) -> &'static str {
         match self {
             Reporter::Kubelet(_) => "kubelet",
             Reporter::DeploymentController => "deployment-controller",
@@ -87,7 +87,7 @@ impl EventRecorder {
         let now = clock::now();
         if let Some((event_namespace, name)) = recorded.get(&key).cloned() {
             let updated = store.modify(resources::EVENTS, &event_namespace, &name, WriteScope::Main, None, |event| {
-                match reporter {
+                match &reporter {
                     Reporter::Scheduler(_) => {
                         let count = event.pointer("/series/count").and_then(Value::as_i64).unwrap_or(1) + 1;
                         event["series"] = json!({ "count": count, "lastObservedTime": clock::now_micro() });
@@ -129,7 +129,7 @@ impl EventRecorder {
             "message": message,
             "type": match event_type { EventType::Normal => "Normal", EventType::Warning => "Warning" },
         });
-        match reporter {
+        match &reporter {
             Reporter::Scheduler(node) => {
                 event["source"] = json!({});
                 event["eventTime"] = json!(clock::now_micro());

@@ -11,7 +11,7 @@
 
 use super::Cluster;
 use super::events::{EventType, Reporter};
-use super::nodes::{NODE_NAMES, node_ip};
+use super::nodes::node_ip;
 use crate::behaviour::{Behaviour, CrashKind, PullFailure};
 use crate::clock;
 use crate::resources;
@@ -117,7 +117,7 @@ struct Container {
 }
 
 struct PodRuntime {
-    node: &'static str,
+    node: String,
     node_index: usize,
     ip: String,
     start_time: String,
@@ -155,7 +155,8 @@ fn text<'v>(object: &'v Value, pointer: &str) -> &'v str {
 
 pub(super) fn run(cluster: &Cluster) {
     let store = &cluster.store;
-    let (pods, _) = store.list(resources::PODS, None, |pod| NODE_NAMES.contains(&text(pod, "/spec/nodeName")));
+    let (pods, _) =
+        store.list(resources::PODS, None, |pod| cluster.nodes.iter().any(|node| node == text(pod, "/spec/nodeName")));
     let mut kubelet = cluster.kubelet.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let live: std::collections::HashSet<String> =
         pods.iter().map(|pod| text(pod, "/metadata/uid").to_owned()).collect();
@@ -170,7 +171,7 @@ pub(super) fn run(cluster: &Cluster) {
         let mut events: Vec<(Option<String>, EventType, &'static str, String)> = Vec::new();
         let runtime = kubelet.pods.get_mut(&uid).expect("inserted above");
         let finished = advance(cluster, &pod, runtime, &mut events);
-        let node = runtime.node;
+        let node = runtime.node.clone();
         let status = pod_status(&pod, runtime);
         let mut log_updates = Vec::new();
         for container in runtime.init.iter().chain(&runtime.main) {
@@ -208,7 +209,7 @@ pub(super) fn run(cluster: &Cluster) {
             cluster.events.record(
                 &object,
                 field_path.as_deref(),
-                Reporter::Kubelet(node),
+                Reporter::Kubelet(node.clone()),
                 event_type,
                 reason,
                 &message,
@@ -219,7 +220,7 @@ pub(super) fn run(cluster: &Cluster) {
 
 fn new_runtime(cluster: &Cluster, pod: &Value) -> PodRuntime {
     let node_name = text(pod, "/spec/nodeName");
-    let node_index = NODE_NAMES.iter().position(|name| *name == node_name).unwrap_or(0);
+    let node_index = cluster.nodes.iter().position(|name| name == node_name).unwrap_or(0);
     let containers = |list: &str, init: bool| -> Vec<Container> {
         pod.pointer(&format!("/spec/{list}"))
             .and_then(Value::as_array)
@@ -249,7 +250,7 @@ fn new_runtime(cluster: &Cluster, pod: &Value) -> PodRuntime {
     *counter += 1;
     let ip = format!("10.244.{node_index}.{}", (*counter % 250) + 2);
     PodRuntime {
-        node: NODE_NAMES[node_index],
+        node: cluster.nodes[node_index].clone(),
         node_index,
         ip,
         start_time: clock::now(),

@@ -65,6 +65,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// The control plane and the kubelets.
 pub struct Cluster {
     store: Arc<Store>,
+    nodes: Vec<String>,
     scenario: Arc<Scenario>,
     scale: TimeScale,
     events: events::EventRecorder,
@@ -79,6 +80,7 @@ impl Cluster {
         let scale = TimeScale::new(scenario.time_scale);
         Cluster {
             events: events::EventRecorder::new(store.clone()),
+            nodes: nodes::node_names(scenario.nodes.unwrap_or(nodes::DEFAULT_NODE_COUNT)),
             store,
             scenario,
             scale,
@@ -86,6 +88,11 @@ impl Cluster {
             scheduler_retries: Mutex::new(HashMap::new()),
             ip_counter: Mutex::new(0),
         }
+    }
+
+    /// The nodes' names.
+    pub fn node_names(&self) -> &[String] {
+        &self.nodes
     }
 
     /// Runs every controller once.

@@ -5,8 +5,13 @@ use crate::resources;
 use crate::store::Store;
 use serde_json::{Value, json};
 
-/// The nodes' names.
-pub const NODE_NAMES: [&str; 3] = ["sim-node-1", "sim-node-2", "sim-node-3"];
+/// Nodes a cluster has unless the scenario says otherwise.
+pub const DEFAULT_NODE_COUNT: usize = 3;
+
+/// The names of `count` nodes: `sim-node-1` ...
+pub fn node_names(count: usize) -> Vec<String> {
+    (1..=count.max(1)).map(|index| format!("sim-node-{index}")).collect()
+}
 
 /// Allocatable CPU of each node, in millicores.
 pub const NODE_CPU_MILLIS: i64 = 4000;
@@ -17,12 +22,12 @@ pub const NODE_MAX_PODS: usize = 110;
 
 /// The internal IP of node `index` (0-based).
 pub fn node_ip(index: usize) -> String {
-    format!("10.0.0.{}", index + 10)
+    format!("10.0.{}.{}", (index + 10) / 250, (index + 10) % 250)
 }
 
 /// Creates the nodes.
-pub fn create_nodes(store: &Store) {
-    for (index, name) in NODE_NAMES.iter().enumerate() {
+pub fn create_nodes(store: &Store, names: &[String]) {
+    for (index, name) in names.iter().enumerate() {
         let now = clock::now();
         let node = json!({
             "apiVersion": "v1",

@@ -3,7 +3,7 @@
 
 use super::Cluster;
 use super::events::{EventType, Reporter};
-use super::nodes::{self, NODE_CPU_MILLIS, NODE_MAX_PODS, NODE_MEMORY_BYTES, NODE_NAMES};
+use super::nodes::{self, NODE_CPU_MILLIS, NODE_MAX_PODS, NODE_MEMORY_BYTES};
 use crate::clock;
 use crate::resources;
 use crate::store::WriteScope;
@@ -26,7 +26,8 @@ pub(super) fn run(cluster: &Cluster) {
         pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|node| !node.is_empty())
             && !matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
     });
-    let mut usage: BTreeMap<&str, (i64, i64, usize)> = NODE_NAMES.iter().map(|name| (*name, (0, 0, 0))).collect();
+    let mut usage: BTreeMap<&str, (i64, i64, usize)> =
+        cluster.nodes.iter().map(|name| (name.as_str(), (0, 0, 0))).collect();
     for pod in &assigned {
         let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
         if let Some(entry) = usage.get_mut(node) {
@@ -98,12 +99,10 @@ pub(super) fn run(cluster: &Cluster) {
                         entry.1 += memory;
                         entry.2 += 1;
                     }
-                    let node_static =
-                        NODE_NAMES.iter().find(|candidate| **candidate == node).copied().unwrap_or("sim-node-1");
                     cluster.events.record(
                         &bound,
                         None,
-                        Reporter::Scheduler(node_static),
+                        Reporter::Scheduler(node.to_owned()),
                         EventType::Normal,
                         "Scheduled",
                         &format!("Successfully assigned {namespace}/{name} to {node}"),
@@ -131,7 +130,7 @@ pub(super) fn run(cluster: &Cluster) {
                     cluster.events.record(
                         &updated,
                         None,
-                        Reporter::Scheduler("sim-node-1"),
+                        Reporter::Scheduler(cluster.nodes[0].clone()),
                         EventType::Warning,
                         "FailedScheduling",
                         &message,

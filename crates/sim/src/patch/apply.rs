@@ -143,7 +143,12 @@ pub fn apply(
         if live_value.is_none() || live_value == field_set::lookup(applied, path) {
             continue;
         }
-        for entry in entries.iter().filter(|entry| entry.manager != manager && entry.subresource.is_none()) {
+        // Another manager is any other entry: the same name with operation Update counts (kubectl's own edits
+        // conflict with kubectl's apply), as in a real server.
+        let others = entries
+            .iter()
+            .filter(|entry| !(entry.manager == manager && entry.operation == "Apply") && entry.subresource.is_none());
+        for entry in others {
             if entry.fields.0.contains(path) {
                 conflicts.push((entry.manager.clone(), entry.api_version.clone(), path.clone()));
             }
@@ -153,7 +158,7 @@ pub fn apply(
         if !force {
             return Err(conflict_error(resource, &name, &conflicts));
         }
-        for entry in entries.iter_mut().filter(|entry| entry.manager != manager) {
+        for entry in entries.iter_mut().filter(|entry| !(entry.manager == manager && entry.operation == "Apply")) {
             for (_, _, path) in &conflicts {
                 entry.fields.0.remove(path);
             }

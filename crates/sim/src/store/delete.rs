@@ -90,7 +90,7 @@ impl Store {
             .or_else(|| current.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
             .unwrap_or(30)
             .max(0);
-        let marked = self.modify(resource, namespace, name, WriteScope::Main, None, |object| {
+        let marked = self.modify(resource, namespace, name, WriteScope::Whole, None, |object| {
             if object.pointer("/metadata/deletionTimestamp").is_none() {
                 let grace = if graceful { grace } else { 0 };
                 let when = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);

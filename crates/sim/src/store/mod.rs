@@ -391,15 +391,11 @@ fn carry_over(resource: ResourceId, current: &Value, mut new: Value, scope: Writ
             name.as_str().unwrap_or_default()
         )));
     }
-    for field in [
-        "name",
-        "namespace",
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-    ] {
+    // Clients cannot set or clear deletion fields; the store's own deletion (a whole-object write) does.
+    let deletion_fields: &[&str] =
+        if scope == WriteScope::Whole { &[] } else { &["deletionTimestamp", "deletionGracePeriodSeconds"] };
+    for field in ["name", "namespace", "uid", "creationTimestamp", "generation"].iter().chain(deletion_fields) {
+        let field = *field;
         match current["metadata"].get(field) {
             Some(value) => new["metadata"][field] = value.clone(),
             None => {
