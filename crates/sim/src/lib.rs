@@ -100,8 +100,13 @@ pub struct Sim {
 impl Sim {
     /// Starts the API server and the simulated cluster.
     pub async fn start(config: SimConfig) -> Result<Sim, StartError> {
-        let store = Arc::new(Store::new(config.history_limit, config.admission));
-        let faults = Arc::new(Faults::new(config.faults.clone()));
+        let mut admission = config.admission;
+        if let Some(rule) = &config.scenario.istio_weight_rule {
+            admission.istio_weight_rule =
+                if rule == "non-negative" { istio::WeightRule::NonNegative } else { istio::WeightRule::SumTo100 };
+        }
+        let store = Arc::new(Store::new(config.history_limit, admission));
+        let faults = Arc::new(Faults::new(config.scenario.faults.clone().unwrap_or_else(|| config.faults.clone())));
         let listener = TcpListener::bind(config.api_address)
             .await
             .map_err(|source| StartError::Listen { address: config.api_address, source })?;

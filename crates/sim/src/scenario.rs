@@ -10,6 +10,8 @@
 //!   - service: reviews
 //!     namespace: bookinfo
 //!     requestsPerSecond: 20
+//! faults: {errorRate: 0.05}     # optional: API faults from the start
+//! istioWeightRule: sum-to-100   # or non-negative (Istio 1.15 and later)
 //! objects:                      # created in order at start
 //!   - apiVersion: v1
 //!     kind: Namespace
@@ -62,6 +64,12 @@ pub struct Scenario {
     /// Objects created at start, in order.
     #[serde(default)]
     pub objects: Vec<Value>,
+    /// Faults in force from the start (change them at run time with `PUT /sim/faults`).
+    #[serde(default)]
+    pub faults: Option<crate::faults::FaultSettings>,
+    /// The Istio webhook's weight rule: `sum-to-100` (Istio before 1.15, the default) or `non-negative`.
+    #[serde(default)]
+    pub istio_weight_rule: Option<String>,
 }
 
 fn one() -> f64 {
@@ -119,6 +127,14 @@ impl Scenario {
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         let scenario: Scenario = serde_saphyr::from_str(text)
             .map_err(|error| ScenarioError::Parse { path: PathBuf::new(), message: error.to_string() })?;
+        if let Some(rule) = &scenario.istio_weight_rule
+            && !["sum-to-100", "non-negative"].contains(&rule.as_str())
+        {
+            return Err(ScenarioError::Parse {
+                path: PathBuf::new(),
+                message: format!("istioWeightRule must be sum-to-100 or non-negative, not `{rule}`"),
+            });
+        }
         for rule in &scenario.behaviours {
             Behaviour::parse(&rule.behaviour).map_err(|source| ScenarioError::Behaviour {
                 path: PathBuf::new(),
