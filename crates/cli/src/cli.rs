@@ -60,6 +60,27 @@ Examples:
   fledge schema > fledge-release.schema.json
   fledge schema | jq '.properties.stages'")]
     Schema,
+    /// Deploy the new version of a release and run the crash-loop gate alone.
+    ///
+    /// Applies the Deployment `<service>-<version>` (unless --no-deploy), then watches its pods until every one is
+    /// Ready and stable (exit 0) or a failure is classified: crash loop, out of memory, image pull, invalid image,
+    /// configuration error, unschedulable, progress deadline, timeout (exit 10), with per-pod diagnostics. Traffic is
+    /// not touched, and the Deployment is left in place for inspection.
+    #[command(after_help = "\
+Examples:
+  fledge gate release.yaml
+  fledge gate release.yaml --no-deploy           # only judge the pods already running
+  fledge gate release.yaml --kubeconfig ~/.kube/staging --context staging")]
+    Gate {
+        /// The release manifest.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Do not apply the Deployment; gate the pods that are there.
+        #[arg(long)]
+        no_deploy: bool,
+        #[command(flatten)]
+        cluster: ClusterArguments,
+    },
     /// Run the simulated Kubernetes cluster (fledge-sim) until interrupted.
     ///
     /// Serves a Kubernetes API that kubectl and fledge accept, with a deployment controller, simulated kubelet
@@ -80,6 +101,17 @@ Examples:
         #[arg(long, value_name = "FILE")]
         scenario: Option<PathBuf>,
     },
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ClusterArguments {
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then the in-cluster service account).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) context: Option<String>,
 }
 
 /// Output formats for results.

@@ -5,6 +5,7 @@
 //! ```
 
 mod cli;
+mod cluster;
 mod commands;
 mod error_report;
 mod summary;

@@ -26,5 +26,5 @@ pub use percentage::Percentage;
 pub use phase::Phase;
 pub use query_template::{QueryTemplate, TemplateError, TemplateValues};
 pub use release::Release;
-pub use verdict::{CheckVerdict, GateFailureKind};
+pub use verdict::{CheckVerdict, GateFailure, GateFailureKind};
 pub use weight::Weight;

@@ -97,6 +97,9 @@ pub struct Gate {
     pub timeout: Duration,
     /// How long every pod must stay Ready without interruption to count as stable.
     pub stable_for: Duration,
+    /// How long a pod may stay pending (unschedulable, pulling its image, creating its containers) before the gate
+    /// fails. Errors that cannot resolve themselves (a missing image, an invalid reference) fail at once.
+    pub pending_grace: Duration,
     /// Restarts tolerated per container, counted from the gate's start.
     pub max_restarts: u32,
     /// Containers whose restarts alone do not fail the gate.

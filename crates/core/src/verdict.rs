@@ -64,3 +64,70 @@ pub enum CheckVerdict {
     /// Prometheus could not be asked or refused the query. Never counted as a pass.
     Error,
 }
+
+/// Why the gate failed, in terms an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateFailure {
+    /// The kind of failure.
+    pub kind: GateFailureKind,
+    /// The pod that failed, when one did (not for deployment-level failures or a timeout).
+    pub pod: Option<String>,
+    /// The container that failed, when one did.
+    pub container: Option<String>,
+    /// The Kubernetes reason, as written in the status: `CrashLoopBackOff`, `ErrImagePull`, `Unschedulable` ...
+    pub reason: String,
+    /// What happened, in a sentence: the status message, or a summary of what was waited for.
+    pub message: String,
+}
+
+impl std::fmt::Display for GateFailure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}", self.kind.describe())?;
+        match (&self.pod, &self.container) {
+            (Some(pod), Some(container)) => write!(formatter, " in pod {pod}, container {container}")?,
+            (Some(pod), None) => write!(formatter, " in pod {pod}")?,
+            _ => {}
+        }
+        write!(formatter, ": {}", self.reason)?;
+        if !self.message.is_empty() {
+            write!(formatter, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl GateFailureKind {
+    /// What an operator can do about this kind of failure.
+    pub fn hint(self) -> &'static str {
+        match self {
+            GateFailureKind::CrashLoop => {
+                "the container keeps exiting: read its last log lines; check its command, configuration and the services it needs"
+            }
+            GateFailureKind::OutOfMemory => {
+                "the container exceeds its memory limit: raise resources.limits.memory or reduce its memory use"
+            }
+            GateFailureKind::ImagePull => {
+                "the image cannot be pulled: check that the repository and tag exist and that imagePullSecrets grant access"
+            }
+            GateFailureKind::InvalidImage => {
+                "the image reference is invalid or may not be pulled: fix deploy.image or imagePullPolicy"
+            }
+            GateFailureKind::ConfigError => {
+                "the container cannot be created: create the ConfigMap, Secret or volume it refers to, or fix the reference"
+            }
+            GateFailureKind::Unschedulable => {
+                "no node can take the pods: free capacity, lower the pods' resource requests, or fix nodeSelector, affinity and tolerations"
+            }
+            GateFailureKind::ProgressDeadline => {
+                "the rollout made no progress within deploy.progressDeadline: see the pod states for what holds it"
+            }
+            GateFailureKind::ReplicaFailure => {
+                "the ReplicaSet cannot create pods: check quotas, admission webhooks and pod security rules"
+            }
+            GateFailureKind::Timeout => {
+                "the pods did not become Ready and stable within gate.timeout: see their states; raise the timeout if start-up is slow"
+            }
+        }
+    }
+}

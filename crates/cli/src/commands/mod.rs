@@ -1,5 +1,6 @@
 //! One module per command; each returns the [`Outcome`] that becomes the exit code.
 
+mod gate;
 mod schema;
 mod sim;
 mod validate;
@@ -15,6 +16,7 @@ pub(crate) fn run(command: Command) -> Outcome {
     match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Schema => schema::run(),
+        Command::Gate { file, no_deploy, cluster } => gate::run(&file, no_deploy, &cluster),
         Command::Sim { kubeconfig, port, scenario } => sim::run(&kubeconfig, port, scenario.as_deref()),
     }
 }

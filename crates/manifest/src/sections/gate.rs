@@ -7,12 +7,19 @@ use fledge_core::release::Gate;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DEFAULT_STABLE_FOR: Duration = Duration::from_secs(10);
+const DEFAULT_PENDING_GRACE: Duration = Duration::from_secs(120);
 
 pub(crate) static GATE: Object = Object {
     fields: &[
         Field::new("timeout", Kind::Duration, "every new pod must be Ready and stable within this time").default("5m"),
         Field::new("stableFor", Kind::Duration, "how long every pod must stay Ready without interruption")
             .default("10s"),
+        Field::new(
+            "pendingGrace",
+            Kind::Duration,
+            "how long a pod may stay unschedulable, pulling its image or creating containers before the gate fails",
+        )
+        .default("2m"),
         Field::new(
             "maxRestarts",
             Kind::Integer { min: 0, max: 1000 },
@@ -32,6 +39,7 @@ pub(crate) static GATE: Object = Object {
 pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Gate> {
     let timeout = entries.duration(reader, "timeout").or(DEFAULT_TIMEOUT);
     let stable_for = entries.duration(reader, "stableFor").or(DEFAULT_STABLE_FOR);
+    let pending_grace = entries.duration(reader, "pendingGrace").or(DEFAULT_PENDING_GRACE);
     let max_restarts = entries.integer(reader, "maxRestarts").or(0);
     let ignore_restarts_of = read_names(reader, entries, "ignoreRestartsOf");
     if let (Some(timeout), Some(stable_for)) = (timeout, stable_for)
@@ -48,6 +56,7 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Gate> {
     Some(Gate {
         timeout: timeout?,
         stable_for: stable_for?,
+        pending_grace: pending_grace?,
         max_restarts: u32::try_from(max_restarts?).ok()?,
         ignore_restarts_of: ignore_restarts_of?,
     })

@@ -1,0 +1,104 @@
+//! `fledge gate FILE`: deploy the new version and run the crash-loop gate alone.
+
+use crate::cli::ClusterArguments;
+use crate::cluster::{ConnectError, connect};
+use crate::error_report::render_chain;
+use fledge_core::{Outcome, RollbackReason};
+use fledge_deploy::{DeployError, Deployer};
+use fledge_gate::{GateError, GateOutcome, GatePolicy, GateTarget, PodGate};
+use fledge_manifest::LoadError;
+use std::io::Write as _;
+use std::path::Path;
+
+/// Why `fledge gate` could not reach a verdict.
+#[derive(Debug, thiserror::Error)]
+enum GateCommandError {
+    #[error("failed to start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("failed to connect to the cluster")]
+    Connect(#[source] ConnectError),
+    #[error("failed to deploy the new version")]
+    Deploy(#[source] DeployError),
+    #[error("failed to run the gate")]
+    Gate(#[source] GateError),
+}
+
+pub(super) fn run(file: &Path, no_deploy: bool, cluster: &ClusterArguments) -> Outcome {
+    let name = file.display().to_string();
+    let validated = match fledge_manifest::load(file) {
+        Ok(validated) => validated,
+        Err(LoadError::Invalid { source_text, diagnostics, .. }) => {
+            let _ = write!(std::io::stderr().lock(), "{}", diagnostics.render(&name, &source_text));
+            return Outcome::InvalidInput;
+        }
+        Err(error) => {
+            let _ = writeln!(std::io::stderr().lock(), "{}", render_chain(&error));
+            return Outcome::InvalidInput;
+        }
+    };
+    let release = validated.release;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(GateCommandError::Runtime)
+        .and_then(|runtime| runtime.block_on(gate(&release, no_deploy, cluster)));
+    match result {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr().lock(), "{}", render_chain(&error));
+            match error {
+                GateCommandError::Runtime(_) => Outcome::InternalError,
+                // Nothing was changed when connecting or applying failed.
+                GateCommandError::Connect(_) | GateCommandError::Deploy(_) => Outcome::PreflightFailed,
+                GateCommandError::Gate(_) => Outcome::InternalError,
+            }
+        }
+    }
+}
+
+async fn gate(
+    release: &fledge_core::Release,
+    no_deploy: bool,
+    cluster: &ClusterArguments,
+) -> Result<Outcome, GateCommandError> {
+    let client = connect(cluster).await.map_err(GateCommandError::Connect)?;
+    let target = GateTarget::for_release(release);
+    let progress = |line: &str| {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    };
+    if !no_deploy {
+        let deployer = Deployer::new(client.clone(), &release.service.namespace);
+        deployer.check_service(&release.service.name).await.map_err(GateCommandError::Deploy)?;
+        deployer.apply(release, None).await.map_err(GateCommandError::Deploy)?;
+        progress(&format!(
+            "applied Deployment {}/{} (image {})",
+            target.namespace, target.deployment, release.deploy.image
+        ));
+    }
+    let deployment = format!("{}/{}", target.namespace, target.deployment);
+    let mut gate = PodGate::start(client, target.clone(), GatePolicy::from(&release.gate))
+        .on_progress(move |detail| progress(&format!("gate {deployment}: waiting: {detail}")));
+    let outcome = gate.wait_healthy(release.gate.timeout.as_std()).await.map_err(GateCommandError::Gate)?;
+    let mut stdout = std::io::stdout().lock();
+    let seconds = |elapsed: std::time::Duration| format!("{:.1}s", elapsed.as_secs_f64());
+    match outcome {
+        GateOutcome::Healthy { elapsed } => {
+            let replicas = release.deploy.replicas.map_or_else(|| "every".to_owned(), |replicas| replicas.to_string());
+            let _ = writeln!(
+                stdout,
+                "{}: healthy after {}: {replicas} pod(s) Ready and stable for {}",
+                target.deployment,
+                seconds(elapsed),
+                release.gate.stable_for
+            );
+            Ok(super::SUCCEEDED)
+        }
+        GateOutcome::Failed { failure, diagnostics, elapsed } => {
+            let _ = writeln!(stdout, "{}: failed after {}: {failure}", target.deployment, seconds(elapsed));
+            let _ = writeln!(stdout, "hint: {}", failure.kind.hint());
+            let _ = writeln!(stdout);
+            let _ = write!(stdout, "{diagnostics}");
+            Ok(Outcome::RolledBack(RollbackReason::PodHealth))
+        }
+    }
+}
