@@ -89,6 +89,7 @@ pub enum StartError {
 
 /// A running simulator.
 pub struct Sim {
+    api: Arc<ApiState>,
     api_url: String,
     metrics_url: String,
     store: Arc<Store>,
@@ -134,7 +135,8 @@ impl Sim {
             .local_addr()
             .map_err(|source| StartError::Listen { address: config.metrics_address, source })?;
         let logs: Arc<dyn PodLogs> = cluster.clone();
-        let state = Arc::new(ApiState { store: store.clone(), faults: faults.clone(), logs });
+        let state =
+            Arc::new(ApiState { store: store.clone(), faults: faults.clone(), logs, requests: Default::default() });
         let (shutdown, mut stopped) = watch::channel(false);
         let controllers = tokio::spawn(cluster.run(shutdown.subscribe()));
         let traffic = tokio::spawn(mesh.clone().run(shutdown.subscribe()));
@@ -162,7 +164,7 @@ impl Sim {
                 tracing::error!(%error, "fledge-sim metrics server stopped");
             }
         });
-        let router = api::router(state);
+        let router = api::router(state.clone());
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|stopped| *stopped).await;
@@ -172,6 +174,7 @@ impl Sim {
             }
         });
         Ok(Sim {
+            api: state,
             api_url: format!("http://{address}"),
             metrics_url: format!("http://{metrics_address}/metrics"),
             store,
@@ -194,6 +197,11 @@ impl Sim {
     /// The object store, for tests that inspect or arrange the cluster directly.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Kubernetes API requests served so far (each watch counts once; `/sim/` admin requests are not counted).
+    pub fn requests_served(&self) -> u64 {
+        self.api.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The fault layer.

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub faults: Arc<Faults>,
     /// Container logs.
     pub logs: Arc<dyn PodLogs>,
+    /// Kubernetes API requests served (the admin paths under `/sim/` are not counted).
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 /// The router serving every path.
@@ -61,6 +63,7 @@ async fn handle(
     if let Some(admin_path) = path.strip_prefix("/sim/") {
         return admin::handle(&state, &method, admin_path, &body);
     }
+    state.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let query = match query::Query::parse(uri.query()) {
         Ok(query) => query,
         Err(error) => return error_response(&error),
