@@ -211,3 +211,37 @@ async fn the_continuous_gate_reports_a_version_that_starts_crashing_later() {
     assert_eq!(failure.kind, GateFailureKind::CrashLoop);
     assert!(!continuous.diagnose().await.pods.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_reaches_its_verdicts_through_cut_watches_410s_and_api_errors() {
+    let (sim, client) = bookinfo().await;
+    sim.faults().set(fledge_sim::faults::FaultSettings {
+        cut_watches_after_seconds: Some(0.3),
+        error_rate: 0.1,
+        ..Default::default()
+    });
+    let store = sim.store().clone();
+    let compactor = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            store.compact();
+        }
+    });
+    let healthy = release_of("v2", "2.0.0", "timeout: 40s, stableFor: 2s", "");
+    let crashing = release_of("v3", "3.0.0-crashloop", "timeout: 40s", "");
+    for release in [&healthy, &crashing] {
+        // Applying may meet an injected error: retry as a pipeline would rerun.
+        let deployer = Deployer::new(client.clone(), "bookinfo");
+        let mut attempts = 0;
+        while deployer.apply(release, Some("v1")).await.is_err() {
+            attempts += 1;
+            assert!(attempts < 20, "apply kept failing");
+        }
+    }
+    let mut gate = PodGate::start(client.clone(), GateTarget::for_release(&healthy), GatePolicy::from(&healthy.gate));
+    assert!(matches!(gate.wait_healthy(Duration::from_secs(40)).await.unwrap(), GateOutcome::Healthy { .. }));
+    let mut gate = PodGate::start(client.clone(), GateTarget::for_release(&crashing), GatePolicy::from(&crashing.gate));
+    let (failure, _) = failed(gate.wait_healthy(Duration::from_secs(40)).await.unwrap());
+    assert_eq!(failure.kind, GateFailureKind::CrashLoop);
+    compactor.abort();
+}
