@@ -21,6 +21,10 @@ pub mod verdict;
 pub mod weight;
 
 pub use duration::Duration;
+
+/// The field manager of every write fledge makes to a cluster (server-side apply and patches), so `managedFields`
+/// shows what fledge owns.
+pub const FIELD_MANAGER: &str = "fledge";
 pub use outcome::{ExitCode, Outcome, RollbackReason};
 pub use percentage::Percentage;
 pub use phase::Phase;

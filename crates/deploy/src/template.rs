@@ -7,8 +7,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
-/// The field manager of every write fledge makes.
-pub const FIELD_MANAGER: &str = "fledge";
+pub use fledge_core::FIELD_MANAGER;
 
 /// Labels and annotations that belong to the copied Deployment's own rollout, not to the new version.
 const NOT_COPIED: &[&str] = &["pod-template-hash", "kubectl.kubernetes.io/restartedAt"];
