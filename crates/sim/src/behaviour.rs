@@ -3,7 +3,8 @@
 //!
 //! Behaviours are written as comma-separated presets, e.g. `healthy`, `crashloop`, `crash-after=2m`, `oom`,
 //! `image-pull`, `image-pull-unauthorized`, `invalid-image`, `config-error`, `unschedulable`, `slow-start=30s`,
-//! `flapping=20s`, `errors=5%`, `latency=+300ms`.
+//! `flapping=20s`, `errors=5%`, `p99=250ms` (the latency tail; the median stays 20ms), `latency=+300ms` (added to
+//! the median and the 99th percentile; presets apply in order).
 
 use std::time::Duration;
 
@@ -148,6 +149,13 @@ impl Behaviour {
                     behaviour.latency_median += added;
                     behaviour.latency_p99 += added;
                 }
+                "p99" => {
+                    let p99 = duration(value)?;
+                    if p99 <= behaviour.latency_median {
+                        return Err(error("the 99th percentile must be above the median latency"));
+                    }
+                    behaviour.latency_p99 = p99;
+                }
                 _ => return Err(error("unknown preset")),
             }
         }
@@ -189,6 +197,9 @@ mod tests {
             Some((Duration::from_secs(120), CrashKind::Error))
         );
         assert_eq!(Behaviour::parse("oom").unwrap().crash.map(|(_, kind)| kind), Some(CrashKind::OutOfMemory));
+        let tail = Behaviour::parse("p99=250ms, latency=+300ms").unwrap();
+        assert_eq!((tail.latency_median, tail.latency_p99), (Duration::from_millis(320), Duration::from_millis(550)));
+        assert!(Behaviour::parse("p99=10ms").is_err(), "a tail below the median is refused");
         assert!(Behaviour::parse("teleport").is_err());
         assert!(Behaviour::parse("errors=150%").is_err());
         assert_eq!(Behaviour::parse("").unwrap(), Behaviour::default());
