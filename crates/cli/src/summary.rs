@@ -1,7 +1,7 @@
 //! The summary of a valid release that `fledge validate` prints: what the release will do, in a few lines.
 
 use fledge_core::Release;
-use fledge_core::release::{MetricSource, NoDataPolicy, TemplateSource, Threshold};
+use fledge_core::release::{MetricSource, NoDataPolicy, TemplateSource};
 use std::fmt::Write as _;
 
 /// A block describing one valid release, starting with `FILE: valid`.
@@ -75,32 +75,7 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
     let _ = writeln!(out, "  metrics");
     let name_width = analysis.metrics.iter().map(|metric| metric.name.len()).max().unwrap_or(0);
     for metric in &analysis.metrics {
-        let unit = match &metric.source {
-            MetricSource::Builtin(builtin) => builtin.unit(),
-            MetricSource::Query(_) => "",
-        };
-        let threshold = match &metric.threshold {
-            Threshold::Absolute { min, max } => {
-                let mut bounds = Vec::new();
-                if let Some(min) = min {
-                    bounds.push(format!(">= {min}{unit}"));
-                }
-                if let Some(max) = max {
-                    bounds.push(format!("<= {max}{unit}"));
-                }
-                bounds.join(" and ")
-            }
-            Threshold::RelativeToPrevious { max_increase, max_decrease } => {
-                let mut bounds = Vec::new();
-                if let Some(increase) = max_increase {
-                    bounds.push(format!("at most +{increase}"));
-                }
-                if let Some(decrease) = max_decrease {
-                    bounds.push(format!("at most -{decrease}"));
-                }
-                format!("{} vs the previous version", bounds.join(" and "))
-            }
-        };
+        let threshold = metric.describe_threshold();
         let source = match &metric.source {
             MetricSource::Builtin(_) => "builtin".to_owned(),
             MetricSource::Query(_) => "custom query".to_owned(),

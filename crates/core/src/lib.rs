@@ -10,6 +10,7 @@
 //! Every other fledge crate shares these types. Nothing here talks to a network, a file system or a clock, so the
 //! most important decisions of a release can be tested without any of them.
 
+pub mod analysis;
 pub mod duration;
 pub mod names;
 pub mod outcome;
@@ -17,6 +18,7 @@ pub mod percentage;
 pub mod phase;
 pub mod query_template;
 pub mod release;
+pub mod statistics;
 pub mod verdict;
 pub mod weight;
 

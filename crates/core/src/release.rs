@@ -194,6 +194,54 @@ pub struct MetricCheck {
     pub threshold: Threshold,
 }
 
+impl MetricCheck {
+    /// The unit of the check's values (`%`, `ms`), empty for custom queries.
+    pub fn unit(&self) -> &'static str {
+        match &self.source {
+            MetricSource::Builtin(builtin) => builtin.unit(),
+            MetricSource::Query(_) => "",
+        }
+    }
+
+    /// The threshold as a reader would write it: `>= 99%`, `at most +20% vs the previous version`.
+    pub fn describe_threshold(&self) -> String {
+        let unit = self.unit();
+        match &self.threshold {
+            Threshold::Absolute { min, max } => {
+                let mut bounds = Vec::new();
+                if let Some(min) = min {
+                    bounds.push(format!(">= {min}{unit}"));
+                }
+                if let Some(max) = max {
+                    bounds.push(format!("<= {max}{unit}"));
+                }
+                bounds.join(" and ")
+            }
+            Threshold::RelativeToPrevious { max_increase, max_decrease } => {
+                let mut bounds = Vec::new();
+                if let Some(increase) = max_increase {
+                    bounds.push(format!("at most +{increase}"));
+                }
+                if let Some(decrease) = max_decrease {
+                    bounds.push(format!("at most -{decrease}"));
+                }
+                format!("{} vs the previous version", bounds.join(" and "))
+            }
+            Threshold::Statistical { confidence, tolerance, fail_on } => {
+                let direction = match fail_on {
+                    Direction::Increase => "higher",
+                    Direction::Decrease => "lower",
+                    Direction::Either => "different",
+                };
+                format!(
+                    "not {direction} than the previous version (Mann-Whitney, {}% confidence, {tolerance} tolerance)",
+                    confidence * 100.0
+                )
+            }
+        }
+    }
+}
+
 /// What a metric check measures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -237,7 +285,7 @@ impl BuiltinMetric {
 
 /// How a metric's value is judged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Threshold {
     /// The value must lie within these bounds (at least one is set).
     Absolute {
@@ -253,6 +301,50 @@ pub enum Threshold {
         /// Largest tolerated decrease below the previous version.
         max_decrease: Option<Percentage>,
     },
+    /// The new version's samples over the stage are compared with the previous version's by a two-sided
+    /// Mann-Whitney U test, as Kayenta's judge does.
+    Statistical {
+        /// The confidence a difference needs before it counts (0.98: a 2% chance of judging noise a difference).
+        confidence: f64,
+        /// Differences of the medians smaller than this share of the previous version's median are tolerated.
+        tolerance: Percentage,
+        /// Which direction of difference fails the check.
+        fail_on: Direction,
+    },
+}
+
+/// A direction of change of a metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Higher values (latency, errors).
+    Increase,
+    /// Lower values (success rate, throughput).
+    Decrease,
+    /// Any change.
+    Either,
+}
+
+impl Direction {
+    /// The name used in manifests.
+    pub fn manifest_name(self) -> &'static str {
+        match self {
+            Direction::Increase => "increase",
+            Direction::Decrease => "decrease",
+            Direction::Either => "either",
+        }
+    }
+}
+
+impl MetricSource {
+    /// The direction in which this metric gets worse, when known: latency rises, the success rate falls.
+    pub fn worse_direction(&self) -> Direction {
+        match self {
+            MetricSource::Builtin(BuiltinMetric::SuccessRate) => Direction::Decrease,
+            MetricSource::Builtin(BuiltinMetric::LatencyP99) => Direction::Increase,
+            MetricSource::Query(_) => Direction::Either,
+        }
+    }
 }
 
 /// One traffic stage.

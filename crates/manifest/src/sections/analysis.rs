@@ -6,7 +6,7 @@ use crate::reader::{Entries, Read, Reader};
 use crate::suggest::closest;
 use fledge_core::Duration;
 use fledge_core::query_template::{QueryTemplate, TEMPLATE_VARIABLES, TemplateError};
-use fledge_core::release::{Analysis, BuiltinMetric, MetricCheck, MetricSource, NoDataPolicy, Threshold};
+use fledge_core::release::{Analysis, BuiltinMetric, Direction, MetricCheck, MetricSource, NoDataPolicy, Threshold};
 use std::collections::HashMap;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -78,8 +78,38 @@ pub(crate) static METRIC: Object = Object {
             Kind::Percentage,
             "with compare: largest tolerated decrease below the previous version",
         ),
+        Field::new(
+            "judge",
+            Kind::Object(&JUDGE),
+            "with compare: a Mann-Whitney U test of both versions' samples over the stage, instead of maxIncrease / maxDecrease",
+        ),
     ],
     exactly_one_of: &["builtin", "query"],
+};
+
+const DEFAULT_CONFIDENCE: f64 = 0.98;
+
+static JUDGE: Object = Object {
+    fields: &[
+        Field::new(
+            "confidence",
+            Kind::Number,
+            "how sure the test must be of a difference, from 0.5 to 0.9999 (0.98: a 2% chance of judging noise a difference)",
+        )
+        .default("0.98"),
+        Field::new(
+            "tolerance",
+            Kind::Percentage,
+            "differences of the median smaller than this share of the previous version's are tolerated",
+        )
+        .default("10%"),
+        Field::new(
+            "failOn",
+            Kind::Choice(&["increase", "decrease", "either"]),
+            "which difference fails; default: increase for latency-p99, decrease for success-rate, either for queries",
+        ),
+    ],
+    exactly_one_of: &[],
 };
 
 fn default_metrics(interval: Duration) -> Vec<MetricCheck> {
@@ -220,8 +250,14 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
     let compare = metric.choice(reader, "compare").optional();
     let max_increase = metric.percentage(reader, "maxIncrease").optional();
     let max_decrease = metric.percentage(reader, "maxDecrease").optional();
+    let judge = match metric.object(reader, "judge") {
+        Read::Absent => Some(None),
+        Read::Invalid => None,
+        Read::Value(judge) => read_judge(reader, &judge).map(Some),
+    };
     let (name, builtin, query, window) = (name?, builtin?, query?, window?);
     let (min, max, compare, max_increase, max_decrease) = (min?, max?, compare?, max_increase?, max_decrease?);
+    let judge = judge?;
 
     let source = match (builtin, query) {
         (Some(builtin), None) => MetricSource::Builtin(builtin),
@@ -258,17 +294,31 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
                 return None;
             }
         }
-        if max_increase.is_none() && max_decrease.is_none() {
+        if let Some(judge) = judge {
+            for bound in ["maxIncrease", "maxDecrease"] {
+                if let Some(key) = metric.key(bound) {
+                    reader.error(
+                        key,
+                        format!("`{}` cannot be used with `judge`", path(bound)),
+                        "the judge decides with its confidence and tolerance; remove one of the two",
+                    );
+                    return None;
+                }
+            }
+            let fail_on = judge.fail_on.unwrap_or_else(|| source.worse_direction());
+            Threshold::Statistical { confidence: judge.confidence, tolerance: judge.tolerance, fail_on }
+        } else if max_increase.is_none() && max_decrease.is_none() {
             reader.error(
                 metric.key("compare").expect("present"),
-                format!("`{}` needs `maxIncrease` or `maxDecrease`", path("compare")),
+                format!("`{}` needs `maxIncrease`, `maxDecrease` or `judge`", path("compare")),
                 "say how far the new version may move from the previous one, like `maxIncrease: 20%`",
             );
             return None;
+        } else {
+            Threshold::RelativeToPrevious { max_increase, max_decrease }
         }
-        Threshold::RelativeToPrevious { max_increase, max_decrease }
     } else {
-        for bound in ["maxIncrease", "maxDecrease"] {
+        for bound in ["maxIncrease", "maxDecrease", "judge"] {
             if let Some(key) = metric.key(bound) {
                 reader.error(
                     key,
@@ -290,6 +340,37 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
         Threshold::Absolute { min, max }
     };
     Some(MetricCheck { name, source, window, threshold })
+}
+
+/// A `judge:` mapping as written; `fail_on` stays `None` for the metric's default.
+struct JudgeSettings {
+    confidence: f64,
+    tolerance: fledge_core::Percentage,
+    fail_on: Option<Direction>,
+}
+
+fn read_judge(reader: &mut Reader, judge: &Entries<'_>) -> Option<JudgeSettings> {
+    let confidence = judge.number(reader, "confidence").or(DEFAULT_CONFIDENCE);
+    let tolerance = judge.percentage(reader, "tolerance").or(fledge_core::Percentage::parse("10%").expect("valid"));
+    let fail_on = judge.choice(reader, "failOn").optional().map(|choice| {
+        choice.map(|name| match name {
+            "increase" => Direction::Increase,
+            "decrease" => Direction::Decrease,
+            _ => Direction::Either,
+        })
+    });
+    let confidence = confidence.filter(|confidence| {
+        let valid = (0.5..=0.9999).contains(confidence);
+        if !valid && let Some(node) = judge.get("confidence") {
+            reader.error(
+                node,
+                format!("`{}` is {confidence}, outside 0.5 to 0.9999", judge.path_of("confidence")),
+                "write the confidence as a fraction, like 0.98 (98%)",
+            );
+        }
+        valid
+    });
+    Some(JudgeSettings { confidence: confidence?, tolerance: tolerance?, fail_on: fail_on? })
 }
 
 fn check_bounds(
