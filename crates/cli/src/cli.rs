@@ -64,8 +64,8 @@ Examples:
     ///
     /// Applies the Deployment `<service>-<version>` (unless --no-deploy), then watches its pods until every one is
     /// Ready and stable (exit 0) or a failure is classified: crash loop, out of memory, image pull, invalid image,
-    /// configuration error, unschedulable, progress deadline, timeout (exit 10), with per-pod diagnostics. Traffic is
-    /// not touched, and the Deployment is left in place for inspection.
+    /// configuration error, unschedulable (exit 10), progress deadline or timeout (exit 12), with per-pod
+    /// diagnostics. Traffic is not touched, and the Deployment is left in place for inspection.
     #[command(after_help = "\
 Examples:
   fledge gate release.yaml
@@ -80,6 +80,31 @@ Examples:
         no_deploy: bool,
         #[command(flatten)]
         cluster: ClusterArguments,
+    },
+    /// Run one round of a release's metric checks now, and print each check's value, threshold and verdict.
+    ///
+    /// Queries Prometheus as a release stage would, for the new version and (for compared checks) the previous
+    /// one, without touching any cluster. Exit code 0 when the round passes, 11 when a check fails (or has no data
+    /// under `noData: fail`), 12 when a check has no data under `noData: hold` (a release would wait), 3 when
+    /// Prometheus could not answer.
+    #[command(after_help = "\
+Examples:
+  fledge analyze release.yaml
+  fledge analyze release.yaml --previous-version v1 --since 10m   # the judge compares the last 10 minutes
+  fledge analyze release.yaml --output json | jq '.checks[] | select(.verdict != \"pass\")'")]
+    Analyze {
+        /// The release manifest.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The live version compared with (default: the manifest's service.previousVersion).
+        #[arg(long, value_name = "VERSION")]
+        previous_version: Option<String>,
+        /// How far back statistical judges look (default: ten analysis intervals).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<fledge_core::Duration>,
+        /// How the round is shown on stdout.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
     /// Run the simulated Kubernetes cluster (fledge-sim) until interrupted.
     ///
@@ -103,6 +128,10 @@ Examples:
     },
 }
 
+fn parse_duration(text: &str) -> Result<fledge_core::Duration, String> {
+    fledge_core::Duration::parse(text).map_err(|error| format!("{error} (write a duration like 90s or 5m)"))
+}
+
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ClusterArguments {
@@ -119,7 +148,7 @@ pub(crate) struct ClusterArguments {
 pub(crate) enum OutputFormat {
     /// A summary for people.
     Text,
-    /// The validated release with every default filled in, as JSON.
+    /// Machine-readable JSON (`validate`: each release with every default filled in; `analyze`: the round).
     Json,
 }
 

@@ -128,7 +128,7 @@ const CASES: [Case; 8] = [
         version: "v9",
         tag: "9.0.0-flapping",
         gate: "timeout: 8s, stableFor: 5s",
-        exit_code: 10,
+        exit_code: 12,
         verdict: "gate timeout: Timeout: not healthy within 8s",
         detail: "hint: the pods did not become Ready and stable",
     },

@@ -4,11 +4,9 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Stdio;
+use fledge_testkit::TestPrometheus;
 use std::time::Duration;
-use support::{TestCluster, bookinfo, eventually};
+use support::{TestCluster, bookinfo};
 
 /// bookinfo with a healthy reviews-v2 beside v1, and the route split 80/20.
 fn split_scenario() -> String {
@@ -38,68 +36,24 @@ fn split_scenario() -> String {
     scenario
 }
 
-/// The Prometheus binary: required, so a CI run without it fails instead of passing vacuously.
-fn prometheus_binary() -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("prometheus")).find(|path| path.is_file()));
-    found.expect("prometheus is not installed; install it with `apt-get install -y prometheus` (.ci/run does)")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Prometheus {
-    process: tokio::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_prometheus(metrics_url: &str) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let target = metrics_url.trim_start_matches("http://").trim_end_matches("/metrics");
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: fledge-sim\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['{target}']\n"
-    );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).unwrap();
-    let port = free_port();
-    let process = tokio::process::Command::new(prometheus_binary())
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prometheus starts");
-    let url = format!("http://127.0.0.1:{port}");
-    Prometheus { process, url, _dir: dir }
-}
-
 type Samples = Vec<(std::collections::HashMap<String, String>, f64)>;
 
-async fn try_query(prometheus: &Prometheus, promql: &str) -> Result<Samples, prometheus_http_query::Error> {
+async fn try_query(prometheus: &TestPrometheus, promql: &str) -> Result<Samples, prometheus_http_query::Error> {
     let client = prometheus_http_query::Client::try_from(prometheus.url.as_str())?;
     let response = client.query(promql).get().await?;
     let samples = response.data().as_vector().map(Vec::as_slice).unwrap_or_default();
     Ok(samples.iter().map(|sample| (sample.metric().clone(), sample.sample().value())).collect())
 }
 
-async fn query(prometheus: &Prometheus, promql: &str) -> Samples {
+async fn query(prometheus: &TestPrometheus, promql: &str) -> Samples {
     try_query(prometheus, promql).await.unwrap_or_else(|error| panic!("query {promql} failed: {error}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_sees_istio_metrics_and_shares_follow_the_weights() {
     let cluster = TestCluster::start(&split_scenario()).await;
-    let mut prometheus = start_prometheus(cluster.sim.metrics_url()).await;
-    eventually("Prometheus to scrape fledge-sim", Duration::from_secs(30), || async {
-        let up = try_query(&prometheus, "up{job=\"fledge-sim\"} == 1").await.ok()?;
-        (!up.is_empty()).then_some(())
-    })
-    .await;
+    let target = cluster.sim.metrics_url().trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
+    let prometheus = TestPrometheus::start(&[&target]).await;
     // Let both versions start and 30 s of traffic accumulate.
     tokio::time::sleep(Duration::from_secs(36)).await;
 
@@ -134,5 +88,4 @@ async fn prometheus_sees_istio_metrics_and_shares_follow_the_weights() {
     assert!(total > 1000.0, "expected 50 rps for 30 s, got {total}");
     assert!((share("v1") - 80.0).abs() <= 5.0, "v1 share {} of {shares:?}", share("v1"));
     assert!((share("v2") - 20.0).abs() <= 5.0, "v2 share {} of {shares:?}", share("v2"));
-    prometheus.process.kill().await.unwrap();
 }

@@ -154,8 +154,7 @@ async fn concurrent_writers_keep_their_edits_and_fledge_retries_its_own() {
     let writer = tokio::spawn(async move {
         let mut last = 0;
         for index in 1..=60 {
-            let patch =
-                json!({ "metadata": { "annotations": { "edited-by": "other", "edit": index.to_string() } } });
+            let patch = json!({ "metadata": { "annotations": { "edited-by": "other", "edit": index.to_string() } } });
             if index == 30 {
                 // The other writer retries its own conflicts too, until its route is in.
                 loop {

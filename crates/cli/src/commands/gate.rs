@@ -2,19 +2,15 @@
 
 use crate::cli::ClusterArguments;
 use crate::cluster::{ConnectError, connect};
-use crate::error_report::render_chain;
 use fledge_core::{Outcome, RollbackReason};
 use fledge_deploy::{DeployError, Deployer};
 use fledge_gate::{GateError, GateOutcome, GatePolicy, GateTarget, PodGate};
-use fledge_manifest::LoadError;
 use std::io::Write as _;
 use std::path::Path;
 
 /// Why `fledge gate` could not reach a verdict.
 #[derive(Debug, thiserror::Error)]
 enum GateCommandError {
-    #[error("failed to start the async runtime")]
-    Runtime(#[source] std::io::Error),
     #[error("failed to connect to the cluster")]
     Connect(#[source] ConnectError),
     #[error("failed to deploy the new version")]
@@ -24,36 +20,15 @@ enum GateCommandError {
 }
 
 pub(super) fn run(file: &Path, no_deploy: bool, cluster: &ClusterArguments) -> Outcome {
-    let name = file.display().to_string();
-    let validated = match fledge_manifest::load(file) {
-        Ok(validated) => validated,
-        Err(LoadError::Invalid { source_text, diagnostics, .. }) => {
-            let _ = write!(std::io::stderr().lock(), "{}", diagnostics.render(&name, &source_text));
-            return Outcome::InvalidInput;
-        }
-        Err(error) => {
-            let _ = writeln!(std::io::stderr().lock(), "{}", render_chain(&error));
-            return Outcome::InvalidInput;
-        }
+    let release = match super::load_release(file) {
+        Ok(release) => release,
+        Err(outcome) => return outcome,
     };
-    let release = validated.release;
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(GateCommandError::Runtime)
-        .and_then(|runtime| runtime.block_on(gate(&release, no_deploy, cluster)));
-    match result {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            let _ = writeln!(std::io::stderr().lock(), "{}", render_chain(&error));
-            match error {
-                GateCommandError::Runtime(_) => Outcome::InternalError,
-                // Nothing was changed when connecting or applying failed.
-                GateCommandError::Connect(_) | GateCommandError::Deploy(_) => Outcome::PreflightFailed,
-                GateCommandError::Gate(_) => Outcome::InternalError,
-            }
-        }
-    }
+    super::block_on(gate(&release, no_deploy, cluster), |error| match error {
+        // Nothing was changed when connecting or applying failed.
+        GateCommandError::Connect(_) | GateCommandError::Deploy(_) => Outcome::PreflightFailed,
+        GateCommandError::Gate(_) => Outcome::InternalError,
+    })
 }
 
 async fn gate(
@@ -98,7 +73,7 @@ async fn gate(
             let _ = writeln!(stdout, "hint: {}", failure.kind.hint());
             let _ = writeln!(stdout);
             let _ = write!(stdout, "{diagnostics}");
-            Ok(Outcome::RolledBack(RollbackReason::PodHealth))
+            Ok(Outcome::RolledBack(RollbackReason::for_gate_failure(failure.kind)))
         }
     }
 }

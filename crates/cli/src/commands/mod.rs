@@ -1,5 +1,6 @@
 //! One module per command; each returns the [`Outcome`] that becomes the exit code.
 
+mod analyze;
 mod gate;
 mod schema;
 mod sim;
@@ -17,6 +18,54 @@ pub(crate) fn run(command: Command) -> Outcome {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Schema => schema::run(),
         Command::Gate { file, no_deploy, cluster } => gate::run(&file, no_deploy, &cluster),
+        Command::Analyze { file, previous_version, since, output } => {
+            analyze::run(&file, previous_version.as_deref(), since, output)
+        }
         Command::Sim { kubeconfig, port, scenario } => sim::run(&kubeconfig, port, scenario.as_deref()),
     }
 }
+
+/// Loads and validates one manifest; on failure prints why on stderr and returns the invalid-input outcome.
+pub(crate) fn load_release(file: &std::path::Path) -> Result<fledge_core::Release, Outcome> {
+    use std::io::Write as _;
+    let name = file.display().to_string();
+    match fledge_manifest::load(file) {
+        Ok(validated) => Ok(validated.release),
+        Err(fledge_manifest::LoadError::Invalid { source_text, diagnostics, .. }) => {
+            let _ = write!(std::io::stderr().lock(), "{}", diagnostics.render(&name, &source_text));
+            Err(Outcome::InvalidInput)
+        }
+        Err(error) => {
+            let _ = writeln!(std::io::stderr().lock(), "{}", crate::error_report::render_chain(&error));
+            Err(Outcome::InvalidInput)
+        }
+    }
+}
+
+/// Runs `work` to its outcome on a new async runtime. An error is printed once on stderr, with its causes, and
+/// becomes the outcome `outcome_of` gives it.
+pub(crate) fn block_on<E: std::error::Error>(
+    work: impl std::future::Future<Output = Result<Outcome, E>>,
+    outcome_of: impl FnOnce(&E) -> Outcome,
+) -> Outcome {
+    use std::io::Write as _;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let error = RuntimeError(error);
+            let _ = writeln!(std::io::stderr().lock(), "{}", crate::error_report::render_chain(&error));
+            return Outcome::InternalError;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr().lock(), "{}", crate::error_report::render_chain(&error));
+            outcome_of(&error)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to start the async runtime")]
+struct RuntimeError(#[source] std::io::Error);

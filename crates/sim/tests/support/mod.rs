@@ -1,13 +1,11 @@
 //! Shared test helpers: a simulator per test, with a kubeconfig and a private kubectl cache.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports, reason = "each test file uses a different part")]
 
 use fledge_sim::scenario::Scenario;
 use fledge_sim::{Sim, SimConfig};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
 /// A running simulator, its kubeconfig, and a scratch directory.
 pub struct TestCluster {
@@ -79,18 +77,4 @@ impl TestCluster {
     }
 }
 
-/// Polls `check` until it yields a value, or fails the test after `deadline` naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+pub use fledge_testkit::eventually;

@@ -1,0 +1,149 @@
+//! The PromQL fledge sends: the builtin metrics, the request count behind `minRequests`, and custom templates.
+//!
+//! The builtins follow Flagger's `request-success-rate` and `request-duration`, but are scoped to one versioned
+//! workload rather than to the whole service, so the new version is measured alone:
+//!
+//! ```text
+//! success-rate  100 * sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="NS",
+//!                   destination_workload="SERVICE-VERSION",response_code!~"5.*"}[WINDOW]))
+//!                   / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="NS",
+//!                   destination_workload="SERVICE-VERSION"}[WINDOW]))
+//! latency-p99   histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{
+//!                   reporter="destination",destination_workload_namespace="NS",
+//!                   destination_workload="SERVICE-VERSION"}[WINDOW])))
+//! requests      sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="NS",
+//!                   destination_workload="SERVICE-VERSION"}[WINDOW]))
+//! ```
+//!
+//! `reporter="destination"` counts each request once, as the server's proxy saw it. Without requests, the
+//! success-rate is 0/0 = NaN and the latency has no buckets: both are "no data", never a pass.
+
+use fledge_core::release::BuiltinMetric;
+use fledge_core::{Duration, QueryTemplate, TemplateError, TemplateValues};
+
+/// The workload a query measures: one version's Deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// The namespace.
+    pub namespace: String,
+    /// The service name (`{{service}}`).
+    pub service: String,
+    /// The version (`{{version}}`, the `version` label).
+    pub version: String,
+    /// The Deployment name, Istio's `destination_workload`: usually `<service>-<version>`.
+    pub deployment: String,
+}
+
+impl Workload {
+    /// The workload of `version` of `service`, in a Deployment named `<service>-<version>`.
+    pub fn of(namespace: &str, service: &str, version: &str) -> Workload {
+        Workload {
+            namespace: namespace.to_owned(),
+            service: service.to_owned(),
+            version: version.to_owned(),
+            deployment: format!("{service}-{version}"),
+        }
+    }
+
+    fn selector(&self) -> String {
+        format!(
+            r#"reporter="destination",destination_workload_namespace="{}",destination_workload="{}""#,
+            escape(&self.namespace),
+            escape(&self.deployment)
+        )
+    }
+}
+
+/// Escapes a value for a double-quoted PromQL string.
+pub fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The PromQL of a builtin metric for one workload over `window`.
+pub fn builtin(metric: BuiltinMetric, workload: &Workload, window: Duration) -> String {
+    let selector = workload.selector();
+    match metric {
+        BuiltinMetric::SuccessRate => format!(
+            r#"100 * sum(rate(istio_requests_total{{{selector},response_code!~"5.*"}}[{window}])) / sum(rate(istio_requests_total{{{selector}}}[{window}]))"#
+        ),
+        BuiltinMetric::LatencyP99 => format!(
+            r#"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{selector}}}[{window}])))"#
+        ),
+    }
+}
+
+/// The PromQL counting the requests a workload served over `window`.
+pub fn request_count(workload: &Workload, window: Duration) -> String {
+    format!(r#"sum(increase(istio_requests_total{{{}}}[{window}]))"#, workload.selector())
+}
+
+/// Renders a custom query template for one workload; `previous_version` fills `{{previousVersion}}`.
+pub fn custom(
+    template: &str,
+    workload: &Workload,
+    previous_version: Option<&str>,
+    window: Duration,
+) -> Result<String, CustomQueryError> {
+    let template = QueryTemplate::parse(template).map_err(CustomQueryError::Template)?;
+    if template.uses("previousVersion") && previous_version.is_none() {
+        return Err(CustomQueryError::NoPreviousVersion);
+    }
+    Ok(template.render(&TemplateValues {
+        service: workload.service.clone(),
+        namespace: workload.namespace.clone(),
+        version: workload.version.clone(),
+        previous_version: previous_version.unwrap_or_default().to_owned(),
+        window,
+    }))
+}
+
+/// Why a custom query could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomQueryError {
+    /// The template is invalid (the manifest's validation prevents this).
+    #[error("failed to parse the query template")]
+    Template(#[source] TemplateError),
+    /// The template uses `{{previousVersion}}`, and no previous version is known.
+    #[error("the query uses {{{{previousVersion}}}} but no previous version is known")]
+    NoPreviousVersion,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_scoped_to_the_versioned_workload() {
+        let workload = Workload::of("bookinfo", "reviews", "v2");
+        let window = Duration::from_secs(60);
+        assert_eq!(
+            builtin(BuiltinMetric::SuccessRate, &workload, window),
+            r#"100 * sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="reviews-v2",response_code!~"5.*"}[1m])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="reviews-v2"}[1m]))"#
+        );
+        assert_eq!(
+            builtin(BuiltinMetric::LatencyP99, &workload, window),
+            r#"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="reviews-v2"}[1m])))"#
+        );
+        assert_eq!(
+            request_count(&workload, window),
+            r#"sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="reviews-v2"}[1m]))"#
+        );
+    }
+
+    #[test]
+    fn custom_queries_render_known_variables_escaped() {
+        let workload = Workload::of("shop", r#"odd"name"#, "v2");
+        let query = custom(
+            r#"sum(rate(x{app="{{service}}",v="{{version}}",p="{{previousVersion}}"}[{{window}}]))"#,
+            &workload,
+            Some("v1"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(query, r#"sum(rate(x{app="odd\"name",v="v2",p="v1"}[30s]))"#);
+        assert_eq!(
+            custom("x{p=\"{{previousVersion}}\"}", &workload, None, Duration::from_secs(30)),
+            Err(CustomQueryError::NoPreviousVersion)
+        );
+    }
+}
