@@ -84,6 +84,15 @@ pub enum QueryError {
         /// The timeout of one query.
         timeout: Duration,
     },
+    /// The answer could not be read as Prometheus' JSON (a proxy's page, a truncated body).
+    #[error("failed to read the answer of Prometheus at {url}")]
+    InvalidAnswer {
+        /// The base URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: PrometheusHttpError,
+    },
     /// An HTTP error without a Prometheus error body (a proxy, an authentication layer).
     #[error("Prometheus at {url} answered HTTP {status}")]
     Status {
@@ -136,6 +145,7 @@ impl QueryError {
                 matches!(error_type.as_str(), "timeout" | "canceled" | "unavailable" | "internal")
             }
             QueryError::UnexpectedResult { .. }
+            | QueryError::InvalidAnswer { .. }
             | QueryError::SeveralSeries { .. }
             | QueryError::ReadCredentials { .. }
             | QueryError::OutOfTime => false,
@@ -267,6 +277,8 @@ impl PrometheusClient {
                     QueryError::Timeout { url, timeout: self.timeout }
                 } else if let Some(status) = inner.and_then(reqwest::Error::status) {
                     QueryError::Status { url, status: status.as_u16() }
+                } else if inner.is_none_or(|inner| inner.is_decode() || inner.is_body()) {
+                    QueryError::InvalidAnswer { url, source: PrometheusHttpError::Client(client) }
                 } else {
                     QueryError::Unreachable { url, source: PrometheusHttpError::Client(client) }
                 }
@@ -447,6 +459,75 @@ mod tests {
         let error = client.instant("vector(1)", deadline).await.unwrap_err();
         assert!(matches!(error, QueryError::Unreachable { .. }), "{error:?}");
         assert!(error.is_transient());
+    }
+
+    /// A server that answers each connection with the next canned response and records the requests.
+    async fn canned_server(responses: Vec<String>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            for response in responses {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let mut buffer = vec![0; 16 * 1024];
+                let read = socket.read(&mut buffer).await.unwrap_or(0);
+                seen.lock().unwrap().push(String::from_utf8_lossy(&buffer[..read]).to_lowercase());
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (url, requests)
+    }
+
+    fn http(status: &str, content_type: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[tokio::test]
+    async fn credentials_and_headers_are_sent_and_bad_answers_are_errors_not_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "tok-123\n").unwrap();
+        let vector =
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"99.5"]}]}}"#;
+        let (url, requests) = canned_server(vec![
+            http("502 Bad Gateway", "text/html", "<html>bad gateway</html>"),
+            http("200 OK", "application/json", vector),
+            http("200 OK", "application/json", "{not json"),
+            http(
+                "400 Bad Request",
+                "application/json",
+                r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#,
+            ),
+        ])
+        .await;
+        let settings = Prometheus {
+            bearer_token_file: Some(token),
+            headers: [("X-Scope-OrgID".to_owned(), "team-a".to_owned())].into(),
+            ..settings(&url)
+        };
+        let client = PrometheusClient::new(&settings).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+
+        let answered = client.instant("vector(99.5)", deadline).await.unwrap();
+        assert_eq!(answered, Answered { answer: Answer::One(99.5), attempts: 2 }, "a proxy's 502 is retried");
+        let seen = requests.lock().unwrap().clone();
+        assert!(seen[1].contains("authorization: bearer tok-123"), "{}", seen[1]);
+        assert!(seen[1].contains("x-scope-orgid: team-a"), "{}", seen[1]);
+
+        let garbage = client.instant("vector(1)", deadline).await.unwrap_err();
+        assert!(matches!(garbage, QueryError::InvalidAnswer { .. }), "an unparsable answer is an error: {garbage:?}");
+        let rejected = client.instant("sum(", deadline).await.unwrap_err();
+        assert!(rejected.is_rejected_query(), "{rejected:?}");
+        assert_eq!(
+            rejected.to_string(),
+            "Prometheus refused the query (bad_data): 1:5: parse error: unexpected end of input"
+        );
     }
 
     #[test]
