@@ -41,6 +41,16 @@ pub struct CheckResult {
     pub evaluated_at: jiff::Timestamp,
 }
 
+/// One round of every check of a release.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Round {
+    /// Every check, in manifest order.
+    pub checks: Vec<CheckResult>,
+    /// What the round amounts to under the manifest's `noData` policy.
+    pub verdict: RoundVerdict,
+}
+
 /// Judges a value against absolute bounds.
 pub fn judge_absolute(value: f64, min: Option<f64>, max: Option<f64>) -> CheckVerdict {
     let too_low = min.is_some_and(|min| value < min);

@@ -41,6 +41,9 @@ pub enum RollbackReason {
     Deadline,
     /// A signal or `fledge abort` asked for it.
     Cancelled,
+    /// fledge could not go on: the cluster or Prometheus refused a step it needed (a write failed, the release's
+    /// resources changed under it).
+    Error,
 }
 
 impl RollbackReason {
@@ -56,7 +59,7 @@ pub struct ExitCode(pub u8);
 
 impl Outcome {
     /// Every outcome, in exit-code order.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Promoted,
         Outcome::InternalError,
         Outcome::InvalidInput,
@@ -67,6 +70,7 @@ impl Outcome {
         Outcome::RolledBack(RollbackReason::Metrics),
         Outcome::RolledBack(RollbackReason::Deadline),
         Outcome::RolledBack(RollbackReason::Cancelled),
+        Outcome::RolledBack(RollbackReason::Error),
         Outcome::RollbackFailed,
     ];
 
@@ -83,6 +87,7 @@ impl Outcome {
             Outcome::RolledBack(RollbackReason::Metrics) => 11,
             Outcome::RolledBack(RollbackReason::Deadline) => 12,
             Outcome::RolledBack(RollbackReason::Cancelled) => 13,
+            Outcome::RolledBack(RollbackReason::Error) => 14,
             Outcome::RollbackFailed => 20,
         })
     }
@@ -100,6 +105,7 @@ impl Outcome {
             Outcome::RolledBack(RollbackReason::Metrics) => "rolled-back-metrics",
             Outcome::RolledBack(RollbackReason::Deadline) => "rolled-back-deadline",
             Outcome::RolledBack(RollbackReason::Cancelled) => "rolled-back-cancelled",
+            Outcome::RolledBack(RollbackReason::Error) => "rolled-back-error",
             Outcome::RollbackFailed => "rollback-failed",
         }
     }

@@ -41,6 +41,16 @@ impl Release {
         format!("{}-{}", self.service.name, self.service.version)
     }
 
+    /// A digest of the release with every default filled in (FNV-1a, 64 bits, hex): the same manifest, however
+    /// formatted, has the same digest. It tells a resumed run whether it carries on the same release.
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a release serializes");
+        let hash = json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
+
     /// The weight at which analysis ends: the last stage's weight. Promotion always moves to 100% afterwards.
     pub fn final_stage_weight(&self) -> Weight {
         self.stages.last().map_or(Weight::ZERO, |stage| stage.weight)

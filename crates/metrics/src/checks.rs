@@ -14,7 +14,7 @@
 
 use crate::prometheus::{Answer, PrometheusClient, QueryError};
 use crate::queries::{self, Workload};
-use fledge_core::analysis::{self, CheckResult, RoundVerdict};
+use fledge_core::analysis::{self, CheckResult, Round, RoundVerdict};
 use fledge_core::release::{Analysis, MetricCheck, MetricSource, Release, Threshold};
 use fledge_core::statistics;
 use fledge_core::{CheckVerdict, Duration};
@@ -39,15 +39,6 @@ impl AnalysisTarget {
             previous: previous.map(|version| Workload::of(&service.namespace, &service.name, version)),
         }
     }
-}
-
-/// One round's results.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Round {
-    /// Every check, in manifest order.
-    pub checks: Vec<CheckResult>,
-    /// What the round amounts to under the manifest's `noData` policy.
-    pub verdict: RoundVerdict,
 }
 
 /// Evaluates a release's metric checks against Prometheus.

@@ -17,7 +17,8 @@ pub mod preflight;
 pub mod prometheus;
 pub mod queries;
 
-pub use checks::{AnalysisTarget, Analyzer, Round, render_error};
+pub use checks::{AnalysisTarget, Analyzer, render_error};
+pub use fledge_core::analysis::Round;
 pub use preflight::{PreflightError, Rejection};
 pub use prometheus::{Answer, ClientError, PrometheusClient, QueryError};
 pub use queries::Workload;

@@ -1,0 +1,201 @@
+//! The ports the runner drives. Each external system has one adapter crate that implements its port; the runner
+//! sees only these traits, so it is tested with fakes and a paused clock.
+//!
+//! ```text
+//!              ┌── Workloads ──────── fledge-deploy   (Deployments)
+//!              ├── HealthGate ─────── fledge-gate     (pods, watched)
+//!  runner ─────┼── TrafficRouting ─── fledge-traffic  (VirtualService, DestinationRule)
+//!              ├── MetricsAnalyzer ── fledge-metrics  (Prometheus)
+//!              └── StateStore ─────── fledge-deploy   (run record, Lease lock)
+//! ```
+//!
+//! Every method that waits takes its time limit from the caller. Errors are boxed: the runner adds what it was
+//! doing and prints the chain once.
+
+use crate::analysis::Round;
+use crate::release::CleanupPolicy;
+use crate::state::RunRecord;
+use crate::{GateFailure, Release, Weight};
+use std::future::Future;
+use std::time::Duration;
+
+/// An adapter's error, with its causes.
+pub type PortError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The live version's Deployment, as preflight found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveWorkload {
+    /// Its name.
+    pub deployment: String,
+    /// Its replica count.
+    pub replicas: u32,
+}
+
+/// Deployments of the service's versions.
+pub trait Workloads: Send + Sync {
+    /// Checks the Service exists and finds the live version's Deployment.
+    fn preflight(
+        &self,
+        release: &Release,
+        live_version: &str,
+    ) -> impl Future<Output = Result<LiveWorkload, PortError>> + Send;
+
+    /// Applies the new version's Deployment; applying it again changes nothing.
+    fn deploy(&self, release: &Release, live_version: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Whether a Deployment exists.
+    fn exists(&self, deployment: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Retires a Deployment that no longer takes traffic: delete it, scale it to zero, or keep it.
+    fn retire(&self, deployment: &str, policy: CleanupPolicy) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The result of waiting for the new version's pods.
+#[derive(Debug)]
+pub enum GateResult<M> {
+    /// Every pod is Ready and stable; the monitor keeps watching.
+    Healthy {
+        /// Watches the pods from now on.
+        monitor: M,
+        /// How long the gate took.
+        elapsed: Duration,
+    },
+    /// A pod failed, or time ran out.
+    Failed {
+        /// What failed.
+        failure: GateFailure,
+        /// Per-pod diagnostics, for people.
+        diagnostics: String,
+    },
+}
+
+/// The crash-loop gate.
+pub trait HealthGate: Send + Sync {
+    /// Watches the new version's pods after the gate passed.
+    type Monitor: HealthMonitor;
+
+    /// Watches the new version's pods until every one is Ready and stable, or one fails, within `timeout`.
+    fn wait_healthy(
+        &self,
+        release: &Release,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<GateResult<Self::Monitor>, PortError>> + Send;
+}
+
+/// Keeps watching the new version's pods during the stages.
+pub trait HealthMonitor: Send {
+    /// Resolves when a pod fails; pending while the version stays healthy.
+    fn failed(&mut self) -> impl Future<Output = GateFailure> + Send;
+
+    /// Diagnostics of the pods as last seen, for people.
+    fn diagnose(&self) -> impl Future<Output = String> + Send;
+}
+
+/// The Istio route of the service.
+pub trait TrafficRouting: Send + Sync {
+    /// Checks the route can be shifted and records what to restore (serialized into the run record). Finds the
+    /// live version: `previous_version`, or the subset that takes all of the route's traffic.
+    fn preflight(
+        &self,
+        release: &Release,
+        previous_version: Option<&str>,
+    ) -> impl Future<Output = Result<TrafficPlan, PortError>> + Send;
+
+    /// Adds the subset of `version` (0% of traffic).
+    fn add_subset(&self, version: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Sends `weight` of the service's share to `version`, the rest to the live one; verifies it.
+    fn set_weight(
+        &self,
+        snapshot: &serde_json::Value,
+        version: &str,
+        weight: Weight,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// The share of the route `version` takes now, in percent of the service's share.
+    fn weight(
+        &self,
+        snapshot: &serde_json::Value,
+        version: &str,
+    ) -> impl Future<Output = Result<Weight, PortError>> + Send;
+
+    /// Puts the route back exactly as recorded and removes the subset of `version` if it was added.
+    fn restore(
+        &self,
+        snapshot: &serde_json::Value,
+        version: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// After promotion of `version`: removes the old version's destination and subset.
+    fn retire_live(
+        &self,
+        snapshot: &serde_json::Value,
+        version: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// What traffic preflight found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrafficPlan {
+    /// The live version (its subset).
+    pub live_version: String,
+    /// What to restore, opaque to the runner.
+    pub snapshot: serde_json::Value,
+    /// The route, as people name it: `reviews/reviews route #0`.
+    pub route: String,
+}
+
+/// Prometheus analysis.
+pub trait MetricsAnalyzer: Send + Sync {
+    /// Checks Prometheus answers and accepts every query; returns warnings (queries silent for the live version).
+    fn preflight(
+        &self,
+        live_version: &str,
+        budget: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+
+    /// The rendered queries of every check, for `fledge plan`: `(check, query for the new version)`.
+    fn queries(&self, live_version: &str) -> Vec<(String, String)>;
+
+    /// Runs every check now, within `budget`; statistical checks compare samples since `judge_since`.
+    fn round(
+        &self,
+        live_version: &str,
+        judge_since: jiff::Timestamp,
+        budget: Duration,
+    ) -> impl Future<Output = Round> + Send;
+}
+
+/// Who holds the release lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// This run holds it now.
+    Acquired,
+    /// Another run holds it and renewed it recently.
+    HeldBy {
+        /// Its holder identity.
+        holder: String,
+    },
+}
+
+/// The run record and the lock, kept in the cluster.
+pub trait StateStore: Send + Sync {
+    /// Takes the lock for `holder`, or says who holds it. An expired lock is taken over. While held, the adapter
+    /// renews it.
+    fn lock(&self, holder: &str) -> impl Future<Output = Result<Lock, PortError>> + Send;
+
+    /// Releases the lock (a lock already lost is not an error).
+    fn unlock(&self) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// The run record, if there is one.
+    fn load(&self) -> impl Future<Output = Result<Option<RunRecord>, PortError>> + Send;
+
+    /// Writes the run record.
+    fn save(&self, record: &RunRecord) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Asks the run in flight to roll back (`fledge abort` while another process runs the release).
+    fn request_abort(&self) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Whether an abort was requested since the record was started.
+    fn abort_requested(&self) -> impl Future<Output = Result<bool, PortError>> + Send;
+}

@@ -1,0 +1,392 @@
+//! Every transition of the release state machine, with fakes of the ports and tokio's paused clock: a release of
+//! minutes runs in milliseconds, and time is asserted exactly.
+
+mod fakes;
+
+use fakes::{DeploymentState, Fake};
+use fledge_core::analysis::RoundVerdict;
+use fledge_core::{GateFailureKind, Outcome, Phase, Release, RollbackReason};
+use fledge_runner::{Event, Ports, RunOptions, Runner};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Two stages (10% then 50%, 1 minute each), checks every 30 s, a 20 s scale-down delay.
+fn release(extra: &str) -> Release {
+    let text = format!(
+        "apiVersion: fledge/v1\nkind: Release\nservice: {{name: reviews, namespace: bookinfo, version: v2}}\ndeploy: {{image: example.com/reviews:2}}\nstages:\n  - {{weight: 10, duration: 1m}}\n  - {{weight: 50, duration: 1m}}\npromote: {{scaleDownDelay: 20s}}\n{extra}"
+    );
+    fledge_manifest::parse(&text).unwrap_or_else(|diagnostics| panic!("{}", diagnostics.render("test", &text))).release
+}
+
+struct Run {
+    outcome: Outcome,
+    events: Vec<Event>,
+    took: Duration,
+}
+
+fn ports(fake: &Fake) -> Ports<Fake, Fake, Fake, Fake, Fake> {
+    Ports {
+        workloads: fake.clone(),
+        gate: fake.clone(),
+        traffic: fake.clone(),
+        metrics: fake.clone(),
+        state: fake.clone(),
+    }
+}
+
+async fn run_with(fake: &Fake, release: Release, options: RunOptions, cancel: watch::Receiver<bool>) -> Run {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let ports = ports(fake);
+    let runner = Runner::new(
+        release,
+        &ports,
+        options,
+        Arc::new(move |event: &Event| sink.lock().unwrap().push(event.clone())),
+        cancel,
+    );
+    let start = Instant::now();
+    let outcome = runner.run().await;
+    let took = start.elapsed();
+    let events = events.lock().unwrap().clone();
+    Run { outcome, events, took }
+}
+
+async fn run(fake: &Fake, release: Release) -> Run {
+    let (_cancel, receiver) = watch::channel(false);
+    run_with(fake, release, RunOptions::default(), receiver).await
+}
+
+fn stage(index: usize) -> Phase {
+    Phase::Stage { index }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_release_walks_every_phase_and_promotes() {
+    let fake = Fake::new();
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::Promoted);
+    // 5 s gate, two 1-minute stages, 20 s delay.
+    assert_eq!(run.took, Duration::from_secs(5 + 60 + 60 + 20));
+    let world = fake.world();
+    assert_eq!(
+        world.saved_phases,
+        [
+            Phase::Deploy,
+            Phase::Gate,
+            stage(0),
+            stage(1),
+            Phase::Promote,
+            Phase::ScaleDownDelay,
+            Phase::Cleanup,
+            Phase::Done
+        ]
+    );
+    assert_eq!(world.weight, 100);
+    assert_eq!(world.subsets, ["v2"], "the old subset is removed after promotion");
+    assert_eq!(world.deployments.keys().collect::<Vec<_>>(), ["reviews-v2"], "the old Deployment is deleted");
+    assert_eq!(world.rounds_run, 4, "two rounds per stage");
+    assert_eq!(world.record.as_ref().unwrap().outcome, Some(Outcome::Promoted));
+    assert_eq!(world.lock, None, "the lock is released");
+    let effects: Vec<&str> = world.log.iter().map(String::as_str).filter(|step| !step.starts_with("save")).collect();
+    assert_eq!(
+        effects,
+        [
+            "metrics preflight",
+            "add_subset v2",
+            "deploy",
+            "gate",
+            "set_weight 10",
+            "set_weight 50",
+            "set_weight 100",
+            "retire reviews-v1 delete",
+            "retire_live"
+        ]
+    );
+    assert!(matches!(run.events.last(), Some(Event::Finished { outcome: Outcome::Promoted })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_record_is_written_before_each_phase_effects() {
+    let fake = Fake::new();
+    run(&fake, release("")).await;
+    let log = fake.world().log.clone();
+    let position =
+        |step: &str| log.iter().position(|logged| logged == step).unwrap_or_else(|| panic!("{step}: {log:?}"));
+    assert!(position("save deploy") < position("add_subset v2"));
+    assert!(position("save gate") < position("gate"));
+    assert!(position("save stage 1") < position("set_weight 10"));
+    assert!(position("save stage 2") < position("set_weight 50"));
+    assert!(position("save promote") < position("set_weight 100"));
+    assert!(position("save cleanup") < position("retire reviews-v1 delete"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_gate_rolls_back_before_any_traffic() {
+    let fake = Fake::new();
+    fake.world().gate_failure = Some(GateFailureKind::CrashLoop);
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::PodHealth));
+    let world = fake.world();
+    assert!(!world.log.iter().any(|step| step.starts_with("set_weight")), "no traffic shifted: {:?}", world.log);
+    assert!(world.route_pristine && world.subsets == ["v1"], "route and subsets restored");
+    assert_eq!(world.deployments["reviews-v2"], DeploymentState::ScaledToZero, "rollback.newVersion default");
+    assert_eq!(world.deployments["reviews-v1"], DeploymentState::Running);
+    assert!(run.events.iter().any(|event| matches!(event, Event::GateFailed { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_timeout_rolls_back_as_a_deadline() {
+    let fake = Fake::new();
+    fake.world().gate_failure = Some(GateFailureKind::Timeout);
+    let run = run(&fake, release("gate: {timeout: 2m}\n")).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Deadline));
+    assert_eq!(run.took, Duration::from_secs(120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_rounds_beyond_the_limit_roll_back_on_metrics() {
+    let fake = Fake::new();
+    // Stage 1 passes with one tolerated failure; stage 2 fails twice.
+    fake.world().rounds =
+        [RoundVerdict::Passed, RoundVerdict::Failed, RoundVerdict::Failed, RoundVerdict::Failed].into();
+    let run = run(&fake, release("analysis: {failureLimit: 1}\n")).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Metrics));
+    let world = fake.world();
+    assert_eq!(world.rounds_run, 4, "one failure per stage is tolerated; the second of a stage rolls back");
+    assert_eq!(world.saved_phases.iter().filter(|phase| matches!(phase, Phase::Stage { .. })).count(), 2);
+    assert!(world.route_pristine);
+    let detail = match run.events.iter().find(|event| matches!(event, Event::RollingBack { .. })) {
+        Some(Event::RollingBack { detail, .. }) => detail.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(detail.contains("success-rate = 97.00% (>= 99%)"), "the breach is named: {detail}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_are_counted_per_stage() {
+    let fake = Fake::new();
+    // One failure in each stage: tolerated by failureLimit 1 in both.
+    fake.world().rounds =
+        [RoundVerdict::Failed, RoundVerdict::Passed, RoundVerdict::Passed, RoundVerdict::Failed, RoundVerdict::Passed]
+            .into();
+    let run = run(&fake, release("analysis: {failureLimit: 1}\n")).await;
+    assert_eq!(run.outcome, Outcome::Promoted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_data_holds_the_stage_clock_until_max_hold() {
+    let fake = Fake::new();
+    fake.world().rounds =
+        [RoundVerdict::NoData, RoundVerdict::NoData, RoundVerdict::Passed, RoundVerdict::Passed].into();
+    let held = run(&fake, release("analysis: {maxHold: 2m}\n")).await;
+    assert_eq!(held.outcome, Outcome::Promoted);
+    assert_eq!(held.took, Duration::from_secs(5 + 60 + 60 + 60 + 20), "the first stage waited 1 minute for data");
+
+    let fake = Fake::new();
+    fake.world().rounds = std::iter::repeat_n(RoundVerdict::NoData, 10).collect();
+    let starved = run(&fake, release("analysis: {maxHold: 1m30s}\n")).await;
+    assert_eq!(starved.outcome, Outcome::RolledBack(RollbackReason::Deadline));
+    assert_eq!(fake.world().rounds_run, 3, "30 s rounds until 1m30s of holding");
+}
+
+#[tokio::test(start_paused = true)]
+async fn query_errors_roll_back_at_the_error_limit_and_never_pass() {
+    let fake = Fake::new();
+    fake.world().rounds = std::iter::repeat_n(RoundVerdict::Errored, 10).collect();
+    let run = run(&fake, release("analysis: {queryErrorLimit: 3}\n")).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Metrics));
+    assert_eq!(fake.world().rounds_run, 3);
+    assert!(
+        !run.events.iter().any(|event| matches!(event, Event::StagePassed { .. })),
+        "a stage never passes on errors"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pods_failing_mid_stage_roll_back_at_once_not_at_the_next_round() {
+    let fake = Fake::new();
+    // Pods crash 75 s after the gate: 15 s into stage 2.
+    fake.world().crash_after = Some(Duration::from_secs(75));
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::PodHealth));
+    assert_eq!(run.took, Duration::from_secs(5 + 75), "no wait for the next 30 s round");
+    assert!(fake.world().route_pristine);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancellation_rolls_back_with_the_cancelled_outcome() {
+    let fake = Fake::new();
+    let (cancel, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        cancel.send(true).unwrap();
+        std::future::pending::<()>().await;
+    });
+    let run = run_with(&fake, release(""), RunOptions::default(), receiver).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Cancelled));
+    assert_eq!(run.took, Duration::from_secs(50));
+    let world = fake.world();
+    assert!(world.route_pristine && world.subsets == ["v1"]);
+    assert_eq!(world.record.as_ref().unwrap().outcome, Some(Outcome::RolledBack(RollbackReason::Cancelled)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_request_from_another_process_rolls_back_at_the_next_round() {
+    let fake = Fake::new();
+    let shared = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        shared.world().abort = true;
+    });
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Cancelled));
+    assert_eq!(run.took, Duration::from_secs(5 + 60), "seen at the round after the request");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_stage_stops_and_approve_finishes_the_release() {
+    let fake = Fake::new();
+    let text = "stages:\n  - {weight: 10, duration: 1m, approval: true}\n  - {weight: 50, duration: 1m}\n";
+    let approval = || {
+        let mut release = release("");
+        release.stages = fledge_manifest::parse(&format!(
+            "apiVersion: fledge/v1\nkind: Release\nservice: {{name: reviews, namespace: bookinfo, version: v2}}\ndeploy: {{image: example.com/reviews:2}}\n{text}"
+        ))
+        .unwrap()
+        .release
+        .stages;
+        release
+    };
+    let first = run(&fake, approval()).await;
+    assert_eq!(first.outcome, Outcome::AwaitingApproval);
+    assert_eq!(fake.world().weight, 10, "traffic holds at the approval stage's weight");
+    assert_eq!(fake.world().lock, None, "the lock is released while waiting");
+    assert_eq!(fake.world().record.as_ref().unwrap().phase, Phase::AwaitingApproval { index: 0 });
+
+    let again = run(&fake, approval()).await;
+    assert_eq!(again.outcome, Outcome::AwaitingApproval, "without --approve it keeps waiting");
+    assert_eq!(again.took, Duration::ZERO);
+
+    let (_cancel, receiver) = watch::channel(false);
+    let approved = run_with(&fake, approval(), RunOptions { approve: true, ..RunOptions::default() }, receiver).await;
+    assert_eq!(approved.outcome, Outcome::Promoted);
+    assert_eq!(approved.took, Duration::from_secs(5 + 60 + 20), "the gate again, then only stage 2");
+    assert_eq!(fake.world().weight, 100);
+}
+
+/// Runs until the record reaches stage 2, then drops the run, as `kill -9` would.
+async fn killed_in_stage_two(fake: &Fake) {
+    let (_cancel, receiver) = watch::channel(false);
+    let interrupted = tokio::time::timeout(
+        Duration::from_secs(5 + 60 + 45),
+        run_with(fake, release(""), RunOptions::default(), receiver),
+    )
+    .await;
+    assert!(interrupted.is_err(), "the first run is killed mid-stage");
+    let mut world = fake.world();
+    assert_eq!(world.record.as_ref().unwrap().phase, stage(1));
+    world.lock = None; // the lease expired
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_run_resumes_at_its_stage_when_run_again() {
+    let fake = Fake::new();
+    killed_in_stage_two(&fake).await;
+    let resumed = run(&fake, release("")).await;
+    assert_eq!(resumed.outcome, Outcome::Promoted);
+    assert!(matches!(resumed.events[0], Event::Resuming { phase: Phase::Stage { index: 1 } }));
+    assert_eq!(resumed.took, Duration::from_secs(5 + 60 + 20), "the gate again, stage 2 from its start, the delay");
+    let log = fake.world().log.clone();
+    assert_eq!(log.iter().filter(|step| *step == "deploy").count(), 1, "not deployed twice: {log:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_rolls_back_when_the_cluster_disagrees_with_the_record() {
+    let fake = Fake::new();
+    killed_in_stage_two(&fake).await;
+    fake.world().weight = 37; // someone edited the VirtualService
+    let resumed = run(&fake, release("")).await;
+    assert_eq!(resumed.outcome, Outcome::RolledBack(RollbackReason::Error));
+    assert!(fake.world().route_pristine);
+
+    let fake = Fake::new();
+    killed_in_stage_two(&fake).await;
+    fake.world().deployments.remove("reviews-v2");
+    let resumed = run(&fake, release("")).await;
+    assert_eq!(resumed.outcome, Outcome::RolledBack(RollbackReason::Error));
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_run_or_another_version_in_flight_is_locked_out() {
+    let fake = Fake::new();
+    fake.world().lock = Some("other-run".into());
+    let locked = run(&fake, release("")).await;
+    assert_eq!(locked.outcome, Outcome::Locked);
+    assert!(fake.world().log.is_empty(), "nothing was touched");
+
+    let fake = Fake::new();
+    killed_in_stage_two(&fake).await;
+    let mut other = release("");
+    other.service.version = "v3".into();
+    let locked = run(&fake, other).await;
+    assert_eq!(locked.outcome, Outcome::Locked);
+    assert!(matches!(&locked.events[0], Event::InFlight { version, .. } if version == "v2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_that_cannot_finish_is_reported_and_abort_finishes_it() {
+    let fake = Fake::new();
+    {
+        let mut world = fake.world();
+        world.gate_failure = Some(GateFailureKind::CrashLoop);
+        world.failing.push("restore".into());
+    }
+    let failed = run(&fake, release("")).await;
+    assert_eq!(failed.outcome, Outcome::RollbackFailed);
+    assert_eq!(fake.world().record.as_ref().unwrap().phase, Phase::RollingBack, "left for fledge abort");
+
+    fake.world().failing.clear();
+    let ports = ports(&fake);
+    let (_cancel, receiver) = watch::channel(false);
+    let runner = Runner::new(release(""), &ports, RunOptions::default(), Arc::new(|_: &Event| {}), receiver);
+    assert_eq!(runner.abort().await, Outcome::RolledBack(RollbackReason::Cancelled));
+    assert!(fake.world().route_pristine);
+    assert_eq!(runner.abort().await, Outcome::Promoted, "nothing left to abort: exit 0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_the_cluster_refuses_rolls_back_with_the_error_outcome() {
+    let fake = Fake::new();
+    fake.world().failing.push("set_weight 50".into());
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Error));
+    assert!(fake.world().route_pristine);
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_a_promoted_release_again_changes_nothing() {
+    let fake = Fake::new();
+    assert_eq!(run(&fake, release("")).await.outcome, Outcome::Promoted);
+    let log_length = fake.world().log.len();
+    let again = run(&fake, release("")).await;
+    assert_eq!(again.outcome, Outcome::Promoted);
+    assert_eq!(fake.world().log.len(), log_length, "no effect");
+    assert!(matches!(again.events[0], Event::AlreadyPromoted));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cleanup_that_fails_is_finished_by_running_again() {
+    let fake = Fake::new();
+    fake.world().failing.push("retire_live".into());
+    let first = run(&fake, release("")).await;
+    assert_eq!(first.outcome, Outcome::InternalError);
+    assert_eq!(fake.world().weight, 100, "the new version stays live");
+    fake.world().failing.clear();
+    let second = run(&fake, release("")).await;
+    assert_eq!(second.outcome, Outcome::Promoted);
+    assert_eq!(second.took, Duration::ZERO);
+    assert_eq!(fake.world().subsets, ["v2"]);
+}
