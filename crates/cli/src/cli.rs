@@ -20,6 +20,10 @@ Examples:
   Check every manifest of a repository in CI (exit code 2 if any is invalid):
     fledge validate deploy/releases/*.yaml
 
+  See what a release would do, then run it; the exit code is the verdict:
+    fledge plan release.yaml
+    fledge run release.yaml
+
   Give your editor completion and checking for manifests:
     fledge schema > fledge-release.schema.json";
 
@@ -29,6 +33,18 @@ Examples:
 pub(crate) struct Arguments {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// How progress and logs are written on stderr: lines for people, or one JSON object per event.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// Formats of progress and logs on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Lines for people (a live status line on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// What to do.
@@ -60,6 +76,78 @@ Examples:
   fledge schema > fledge-release.schema.json
   fledge schema | jq '.properties.stages'")]
     Schema,
+    /// Run a release: deploy, gate, shift traffic in stages with metric checks, then promote or roll back.
+    ///
+    /// Blocks until the release ends; the exit code is the verdict (docs/exit-codes.md): 0 promoted, 4 waiting
+    /// for approval, 10-14 rolled back (pod health, metrics, deadline, cancelled, error), 20 rollback failed. The
+    /// run record and lock live in the cluster, so running the same command again after a crash resumes the
+    /// release. The first SIGINT/SIGTERM rolls back and exits 13; a second exits at once (20), leaving the
+    /// record for `fledge abort`.
+    #[command(after_help = "\
+Examples:
+  fledge run release.yaml
+  fledge run release.yaml --approve               # continue after an approval stage
+  fledge run release.yaml --log-format json       # one JSON object per event on stderr
+  fledge run release.yaml --kubeconfig ~/.kube/staging --context staging")]
+    Run {
+        /// The release manifest.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Continue a release that stopped after an approval stage.
+        #[arg(long)]
+        approve: bool,
+        #[command(flatten)]
+        cluster: ClusterArguments,
+    },
+    /// Check everything a release needs and show what it would change, changing nothing.
+    ///
+    /// Runs the preflight against the cluster and Prometheus (route, live version, Service, every query), then
+    /// prints the Deployment and subset it would add, the weights per stage, and the rendered queries. Exit 0 when
+    /// the release could start, 3 when preflight fails, 5 when another release of the service is in flight.
+    #[command(after_help = "\
+Examples:
+  fledge plan release.yaml
+  fledge plan release.yaml --kubeconfig ~/.kube/staging")]
+    Plan {
+        /// The release manifest.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArguments,
+    },
+    /// Show the state of the service's release: phase, stage, weights, outcome.
+    ///
+    /// Reads the run record fledge keeps in the cluster (ConfigMap fledge-release-<service>) and the route's
+    /// weights now. Changes nothing.
+    #[command(after_help = "\
+Examples:
+  fledge status release.yaml
+  fledge status release.yaml --output json")]
+    Status {
+        /// The release manifest (its service and namespace are used).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// How the status is shown on stdout.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        #[command(flatten)]
+        cluster: ClusterArguments,
+    },
+    /// Roll back the release in flight for the manifest's service, whatever its version.
+    ///
+    /// When another fledge process runs the release, asks it to roll back and waits for it; otherwise rolls back
+    /// itself from the run record: the route restored exactly, the new version retired. Exit 13 when rolled back,
+    /// 0 when nothing was in flight, 20 when the rollback could not finish.
+    #[command(after_help = "\
+Examples:
+  fledge abort release.yaml")]
+    Abort {
+        /// The release manifest (its service and namespace are used).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArguments,
+    },
     /// Deploy the new version of a release and run the crash-loop gate alone.
     ///
     /// Applies the Deployment `<service>-<version>` (unless --no-deploy), then watches its pods until every one is

@@ -4,16 +4,19 @@
 //! argv ──clap──▶ Command ──▶ commands::* ──▶ Outcome ──▶ exit code (docs/exit-codes.md)
 //! ```
 
+mod adapters;
 mod cli;
 mod cluster;
 mod commands;
 mod error_report;
+mod report;
 mod summary;
 
 use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let arguments = cli::Arguments::parse();
-    let outcome = commands::run(arguments.command);
+    report::init_logging(arguments.log_format);
+    let outcome = commands::run(arguments.command, arguments.log_format);
     std::process::ExitCode::from(outcome.exit_code().0)
 }

@@ -1,4 +1,4 @@
-//! `fledge analyze` against a real Prometheus scraping the bookinfo simulation, with reviews-v2 (8% errors) taking
+//! `fledge analyze` against a real Prometheus scraping the bookinfo simulation, with reviews-v2 (10% errors) taking
 //! half of the traffic: the table, and the exit code for a pass, a failure, no data and a query Prometheus rejects.
 
 use fledge_sim::scenario::Scenario;
@@ -11,7 +11,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// bookinfo, plus reviews-v2 (image tag `-errors`: 8% of requests fail) and reviews-v3 (no traffic), with the route
+/// bookinfo, plus reviews-v2 (image tag `-errors`: 10% of requests fail) and reviews-v3 (no traffic), with the route
 /// split 50/50 between v1 and v2.
 fn scenario() -> Scenario {
     let mut text = std::fs::read_to_string(workspace().join("examples/sim/bookinfo.yaml")).unwrap();

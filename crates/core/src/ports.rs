@@ -112,12 +112,12 @@ pub trait TrafficRouting: Send + Sync {
         weight: Weight,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
-    /// The share of the route `version` takes now, in percent of the service's share.
-    fn weight(
+    /// The weights of the route now.
+    fn weights(
         &self,
         snapshot: &serde_json::Value,
         version: &str,
-    ) -> impl Future<Output = Result<Weight, PortError>> + Send;
+    ) -> impl Future<Output = Result<RouteWeights, PortError>> + Send;
 
     /// Puts the route back exactly as recorded and removes the subset of `version` if it was added.
     fn restore(
@@ -132,6 +132,24 @@ pub trait TrafficRouting: Send + Sync {
         snapshot: &serde_json::Value,
         version: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The weights of the managed route, out of the service's share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteWeights {
+    /// The live version's weight.
+    pub live: i64,
+    /// The new version's weight.
+    pub new: i64,
+    /// The service's share of the route (100 when it has the whole route).
+    pub share: i64,
+}
+
+impl RouteWeights {
+    /// Whether the route splits the share as `weight` of it to the new version.
+    pub fn is(&self, weight: Weight) -> bool {
+        weight.split_share(self.share) == (self.live, self.new)
+    }
 }
 
 /// What traffic preflight found.

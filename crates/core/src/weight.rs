@@ -39,6 +39,13 @@ impl Weight {
     pub fn complement(self) -> Weight {
         Weight(100 - self.0)
     }
+
+    /// This weight of a route share of `share` (the service's destinations' total, 100 when it has the whole
+    /// route), rounded half up: `(live, new)`. 25% of 90 is `(67, 23)`.
+    pub fn split_share(self, share: i64) -> (i64, i64) {
+        let new = (share * i64::from(self.0) + 50) / 100;
+        (share - new, new)
+    }
 }
 
 impl TryFrom<u8> for Weight {

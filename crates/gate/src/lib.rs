@@ -15,8 +15,10 @@
 
 pub mod assessment;
 pub mod diagnostics;
+mod port;
 mod watch;
 
 pub use assessment::{Assessment, Assessor, GatePolicy};
 pub use diagnostics::Diagnostics;
+pub use port::{KubeHealthGate, Progress};
 pub use watch::{ContinuousGate, GateError, GateOutcome, GateTarget, PodGate};

@@ -13,12 +13,14 @@
 //! the caller's deadline, and is never a pass.
 
 pub mod checks;
+mod port;
 pub mod preflight;
 pub mod prometheus;
 pub mod queries;
 
 pub use checks::{AnalysisTarget, Analyzer, render_error};
 pub use fledge_core::analysis::Round;
+pub use port::PrometheusAnalysis;
 pub use preflight::{PreflightError, Rejection};
 pub use prometheus::{Answer, ClientError, PrometheusClient, QueryError};
 pub use queries::Workload;

@@ -51,11 +51,13 @@ pub enum Event {
     /// Waiting for the new pods.
     GateWaiting {
         /// The gate's timeout.
+        #[serde(serialize_with = "seconds")]
         timeout: Duration,
     },
     /// Every new pod is Ready and stable.
     GateHealthy {
         /// How long it took.
+        #[serde(serialize_with = "seconds")]
         elapsed: Duration,
     },
     /// The new version's pods failed.
@@ -72,6 +74,7 @@ pub enum Event {
         /// The new version's weight.
         weight: Weight,
         /// The stage's analysis time.
+        #[serde(serialize_with = "seconds")]
         duration: Duration,
     },
     /// A round of metric checks finished.
@@ -83,8 +86,10 @@ pub enum Event {
         /// What the runner does about it.
         decision: TallyDecision,
         /// Analysis time the stage has counted.
+        #[serde(serialize_with = "seconds")]
         elapsed: Duration,
         /// The stage's analysis time.
+        #[serde(serialize_with = "seconds")]
         duration: Duration,
     },
     /// A stage's analysis passed.
@@ -102,6 +107,7 @@ pub enum Event {
     /// The old version stays at 0% for the scale-down delay.
     ScaleDownDelay {
         /// How long.
+        #[serde(serialize_with = "seconds")]
         delay: Duration,
     },
     /// The old version was retired.
@@ -145,4 +151,9 @@ pub enum Event {
         /// How.
         outcome: Outcome,
     },
+}
+
+/// Durations as seconds (a number) in JSON.
+fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
 }

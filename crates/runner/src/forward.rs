@@ -122,21 +122,23 @@ where
         if weights.is_empty() {
             return Ok(());
         }
-        let weight = self
+        let now = self
             .ports
             .traffic
-            .weight(&record.traffic_snapshot, &record.version)
+            .weights(&record.traffic_snapshot, &record.version)
             .await
             .map_err(|error| error_stop("read the route's weights", &error))?;
-        if !weights.contains(&weight) {
+        if !weights.iter().any(|weight| now.is(*weight)) {
             let expected: Vec<String> = weights.iter().map(ToString::to_string).collect();
             return Err(Stop::RollBack {
                 reason: RollbackReason::Error,
                 detail: format!(
-                    "the run record says {}, where {} takes {}, but it takes {weight}: the route changed under the release",
+                    "the run record says {}, where {} takes {}, but the route gives it {} of {}: the route changed under the release",
                     record.phase,
                     record.version,
-                    expected.join(" or ")
+                    expected.join(" or "),
+                    now.new,
+                    now.share
                 ),
             });
         }

@@ -13,8 +13,10 @@
 //! The pure part ([`routes`]) finds the managed route and computes the JSON patches; [`TrafficRouter`] reads and
 //! writes the resources.
 
+mod port;
 mod router;
 pub mod routes;
 
+pub use port::{IstioRouting, SnapshotError};
 pub use router::{ISTIO_GROUP, TrafficError, TrafficRouter};
 pub use routes::{RouteError, TrafficSnapshot};

@@ -388,8 +388,7 @@ pub fn current_weights(
 
 /// The split of the service's share for a canary weight: `(live, new)`, summing to the share.
 pub fn split(share: i64, canary: Weight) -> (i64, i64) {
-    let new = (share * i64::from(canary.percent()) + 50) / 100;
-    (share - new, new)
+    canary.split_share(share)
 }
 
 /// The JSON patch that sets the new version's weight (adding its destination, a copy of the live one, when needed).

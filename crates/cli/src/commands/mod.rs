@@ -2,21 +2,28 @@
 
 mod analyze;
 mod gate;
+mod plan;
+mod release;
 mod schema;
 mod sim;
+mod status;
 mod validate;
 
-use crate::cli::Command;
+use crate::cli::{Command, LogFormat};
 use fledge_core::Outcome;
 
 /// The outcome of a command that did what was asked. It shares exit code 0 with a promoted release.
 pub(crate) const SUCCEEDED: Outcome = Outcome::Promoted;
 
 /// Runs a command to its outcome.
-pub(crate) fn run(command: Command) -> Outcome {
+pub(crate) fn run(command: Command, log_format: LogFormat) -> Outcome {
     match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Schema => schema::run(),
+        Command::Run { file, approve, cluster } => release::run(&file, approve, &cluster, log_format),
+        Command::Abort { file, cluster } => release::abort(&file, &cluster, log_format),
+        Command::Plan { file, cluster } => plan::run(&file, &cluster),
+        Command::Status { file, output, cluster } => status::run(&file, output, &cluster),
         Command::Gate { file, no_deploy, cluster } => gate::run(&file, no_deploy, &cluster),
         Command::Analyze { file, previous_version, since, output } => {
             analyze::run(&file, previous_version.as_deref(), since, output)

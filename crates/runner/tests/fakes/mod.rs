@@ -4,8 +4,8 @@
 
 use fledge_core::analysis::{CheckResult, Round, RoundVerdict};
 use fledge_core::ports::{
-    GateResult, HealthGate, HealthMonitor, LiveWorkload, Lock, MetricsAnalyzer, PortError, StateStore, TrafficPlan,
-    TrafficRouting, Workloads,
+    GateResult, HealthGate, HealthMonitor, LiveWorkload, Lock, MetricsAnalyzer, PortError, RouteWeights, StateStore,
+    TrafficPlan, TrafficRouting, Workloads,
 };
 use fledge_core::release::CleanupPolicy;
 use fledge_core::state::RunRecord;
@@ -197,8 +197,9 @@ impl TrafficRouting for Fake {
         Ok(())
     }
 
-    async fn weight(&self, _snapshot: &serde_json::Value, _version: &str) -> Result<Weight, PortError> {
-        Ok(Weight::new(i64::from(self.world().weight)).unwrap())
+    async fn weights(&self, _snapshot: &serde_json::Value, _version: &str) -> Result<RouteWeights, PortError> {
+        let new = i64::from(self.world().weight);
+        Ok(RouteWeights { live: 100 - new, new, share: 100 })
     }
 
     async fn restore(&self, _snapshot: &serde_json::Value, version: &str) -> Result<(), PortError> {

@@ -1,0 +1,191 @@
+//! End to end: the `fledge` binary releases `reviews` on fledge-sim's bookinfo (or a real cluster, see support.rs)
+//! with a real Prometheus, and each outcome leaves the cluster as it should: 100% on one healthy version.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::World;
+
+fn stage_started(index: u64) -> impl Fn(&Value) -> bool {
+    move |event| event["index"] == index
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_release_is_promoted_and_the_old_version_removed() {
+    let world = World::start().await;
+    let manifest = world.manifest("v2", "2.0.0", |text| text);
+    let finished = world.fledge(&["run"], &manifest).await;
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    assert_eq!(finished.stdout, "reviews v2: promoted\n");
+    assert_eq!(world.weights().await, [("v2".to_owned(), 100)], "the route sends everything to v2");
+    assert_eq!(world.subsets().await, ["v2"], "the old subset is gone");
+    assert!(world.deployment("reviews-v1").await.is_none(), "the old Deployment is deleted");
+    assert!(world.deployment("reviews-v2").await.is_some());
+    let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-passed").collect();
+    assert_eq!(stages.len(), 2);
+
+    let again = world.fledge(&["run"], &manifest).await;
+    assert_eq!((again.code, again.stdout.as_str()), (0, "reviews v2: promoted\n"), "running it again is a no-op");
+    assert!(again.event("already-promoted").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_looping_version_is_rolled_back_before_any_traffic() {
+    let world = World::start().await;
+    let before = world.route().await;
+    let manifest = world.manifest("v2", "2.0.0-crashloop", |text| text);
+    let finished = world.fledge(&["run"], &manifest).await;
+    assert_eq!(finished.code, 10, "{finished:#?}");
+    assert!(finished.stdout.starts_with("reviews v2: rolled-back-pod-health: crash loop in pod reviews-v2-"));
+    assert!(finished.event("stage-started").is_none(), "no traffic was shifted");
+    let failed = finished.event("gate-failed").expect("the failure is reported");
+    assert_eq!(failed["failure"]["kind"], "crash-loop");
+    assert_eq!(world.route().await, before, "the route is untouched");
+    assert_eq!(world.subsets().await, ["v1"]);
+    let deployment = world.deployment("reviews-v2").await.expect("kept, scaled to zero");
+    assert_eq!(deployment["spec"]["replicas"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_restored_exactly() {
+    let world = World::start().await;
+    let before = world.kubectl_json(&["get", "virtualservice", "reviews", "-n", "bookinfo"]).await;
+    // 10% of requests fail; no failed round is tolerated.
+    let manifest = world
+        .manifest("v2", "2.0.0-errors", |text| text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n"));
+    let finished = world.fledge(&["run"], &manifest).await;
+    assert_eq!(finished.code, 11, "{finished:#?}");
+    assert!(finished.stdout.contains("success-rate = "), "the failed check is named: {}", finished.stdout);
+    let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-started").collect();
+    assert_eq!(stages.len(), 1, "rolled back in the first stage");
+    let after = world.kubectl_json(&["get", "virtualservice", "reviews", "-n", "bookinfo"]).await;
+    assert_eq!(after["spec"], before["spec"], "the route is exactly as before");
+    assert_eq!(after["metadata"]["annotations"], before["metadata"]["annotations"]);
+    assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
+    assert_eq!(world.subsets().await, ["v1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_version_is_rolled_back_on_latency() {
+    let world = World::start().await;
+    let manifest = world.manifest("v2", "2.0.0-slow", |text| text);
+    let finished = world.fledge(&["run"], &manifest).await;
+    assert_eq!(finished.code, 11, "{finished:#?}");
+    assert!(finished.stdout.contains("latency-p99 = "), "{}", finished.stdout);
+    assert_eq!(world.weights().await, [("v1".to_owned(), 100)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_that_crashes_during_stage_two_is_rolled_back_at_the_crash() {
+    let world = World::start().await;
+    // The container crashes 20 s (200 simulated seconds) after it starts: in the 30 s second stage.
+    let manifest = world.manifest("v2", "2.0.0-crash-after-200s", |text| {
+        text.replace("  - {weight: 50, duration: 6s}", "  - {weight: 50, duration: 30s}")
+    });
+    let finished = world.fledge(&["run"], &manifest).await;
+    assert_eq!(finished.code, 10, "{finished:#?}");
+    let stage_two = finished.events.iter().position(|event| event["event"] == "stage-started" && event["index"] == 1);
+    let failed = finished.events.iter().position(|event| event["event"] == "gate-failed");
+    assert!(stage_two.is_some() && failed > stage_two, "the pods failed during stage 2: {:#?}", finished.events);
+    let failed = &finished.events[failed.unwrap()];
+    assert_eq!(failed["failure"]["kind"], "crash-loop");
+    // Rolled back on the watch event, not at the next 3 s check round: no round between the failure and rollback.
+    let after_failure: Vec<&str> = finished
+        .events
+        .iter()
+        .skip_while(|event| event["event"] != "gate-failed")
+        .filter_map(|event| event["event"].as_str())
+        .collect();
+    assert_eq!(after_failure[..3], ["gate-failed", "rolling-back", "rolled-back"]);
+    assert_eq!(world.weights().await, [("v1".to_owned(), 100)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release() {
+    let world = World::start().await;
+    let manifest = world.manifest("v2", "2.0.0", |text| {
+        text.replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 6s, approval: true}")
+    });
+    let waiting = world.fledge(&["run"], &manifest).await;
+    assert_eq!(waiting.code, 4, "{waiting:#?}");
+    assert_eq!(world.weights().await, [("v1".to_owned(), 80), ("v2".to_owned(), 20)], "traffic holds at 20%");
+
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_fledge"))
+        .args(["status"])
+        .arg(&manifest)
+        .arg("--kubeconfig")
+        .arg(&world.kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    let status = String::from_utf8(status.stdout).unwrap();
+    assert!(status.contains("in flight: awaiting approval after stage 1"), "{status}");
+
+    let approved = world.fledge(&["run", "--approve"], &manifest).await;
+    assert_eq!(approved.code, 0, "{approved:#?}");
+    assert_eq!(world.weights().await, [("v2".to_owned(), 100)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_stage_rolls_back_with_the_cancelled_code() {
+    let world = World::start().await;
+    let before = world.route().await;
+    let manifest = world.manifest("v2", "2.0.0", |text| text.replace("duration: 6s}", "duration: 30s}"));
+    let mut running = world.spawn(&["run"], &manifest);
+    running.wait_for("stage-started", Duration::from_secs(60), stage_started(0)).await;
+    running.signal("TERM");
+    let finished = running.finish().await;
+    assert_eq!(finished.code, 13, "{finished:#?}");
+    assert_eq!(world.route().await, before, "traffic restored");
+    assert_eq!(world.subsets().await, ["v1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_stage_completes_when_the_same_command_runs_again() {
+    let world = World::start().await;
+    let manifest = world.manifest("v2", "2.0.0", |text| text);
+    let mut running = world.spawn(&["run"], &manifest);
+    running.wait_for("stage-started", Duration::from_secs(60), stage_started(1)).await;
+    running.signal("KILL");
+    let killed = running.finish().await;
+    assert_eq!(killed.code, -1, "killed by a signal");
+    assert_eq!(world.weights().await, [("v1".to_owned(), 50), ("v2".to_owned(), 50)], "left mid-release");
+
+    // The lock of the killed run expires 15 s after its last renewal; until then the run is refused as locked.
+    let mut attempts = Vec::new();
+    let resumed = loop {
+        let finished = world.fledge(&["run"], &manifest).await;
+        if finished.code != 5 || attempts.len() >= 15 {
+            break finished;
+        }
+        attempts.push(finished.code);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    assert_eq!(resumed.code, 0, "{resumed:#?}");
+    let resuming = resumed.event("resuming").expect("it resumed");
+    assert_eq!(resuming["phase"]["phase"], "stage");
+    assert_eq!(resuming["phase"]["index"], 1);
+    assert!(resumed.event("deploying").is_none(), "not deployed again");
+    assert_eq!(world.weights().await, [("v2".to_owned(), 100)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_on_the_same_service_is_locked_out_and_the_first_unaffected() {
+    let world = World::start().await;
+    let first_manifest = world.manifest("v2", "2.0.0", |text| text.replace("duration: 6s}", "duration: 9s}"));
+    let second_manifest = world.manifest("v3", "3.0.0", |text| text);
+    let mut first = world.spawn(&["run"], &first_manifest);
+    first.wait_for("stage-started", Duration::from_secs(60), stage_started(0)).await;
+
+    let same = world.fledge(&["run"], &first_manifest).await;
+    assert_eq!(same.code, 5, "the same release, run twice at once: {same:#?}");
+    assert!(same.event("locked").is_some());
+    let other = world.fledge(&["run"], &second_manifest).await;
+    assert_eq!(other.code, 5, "another version while one is in flight: {other:#?}");
+
+    let finished = first.finish().await;
+    assert_eq!(finished.code, 0, "{finished:#?}");
+    assert!(finished.event("rolling-back").is_none());
+    assert_eq!(world.weights().await, [("v2".to_owned(), 100)]);
+}
