@@ -6,7 +6,11 @@
 //! `reviews`, run the tests one at a time (`--test-threads=1`), and map the simulator's image tags to images that
 //! behave that way with `FLEDGE_E2E_IMAGES=2.0.0=repo/app:good,2.0.0-errors=repo/app:errors,...`.
 
-#![allow(unreachable_pub, dead_code, reason = "shared by the e2e tests and the release benchmark, which use different parts")]
+#![allow(
+    unreachable_pub,
+    dead_code,
+    reason = "shared by the e2e tests and the release benchmark, which use different parts"
+)]
 
 use fledge_sim::scenario::Scenario;
 use fledge_sim::{Sim, SimConfig};
