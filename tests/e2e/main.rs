@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::World;
+use support::{Webhook, World};
 
 fn stage_started(index: u64) -> impl Fn(&Value) -> bool {
     move |event| event["index"] == index
@@ -54,8 +54,11 @@ async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_r
     // 10% of requests fail; no failed round is tolerated.
     let manifest = world
         .manifest("v2", "2.0.0-errors", |text| text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n"));
-    let finished = world.fledge(&["run"], &manifest).await;
+    let (json, junit) = (world.path("report.json"), world.path("report.xml"));
+    let (json_arg, junit_arg) = (json.display().to_string(), junit.display().to_string());
+    let finished = world.fledge(&["run", "--report-json", &json_arg, "--report-junit", &junit_arg], &manifest).await;
     assert_eq!(finished.code, 11, "{finished:#?}");
+    check_reports(&world, &json, &junit).await;
     assert!(finished.stdout.contains("success-rate = "), "the failed check is named: {}", finished.stdout);
     let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-started").collect();
     assert_eq!(stages.len(), 1, "rolled back in the first stage");
@@ -104,8 +107,14 @@ async fn a_version_that_crashes_during_stage_two_is_rolled_back_at_the_crash() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release() {
     let world = World::start().await;
+    // Webhooks hear each step; the first post fails and is retried.
+    let webhook = Webhook::start().await;
     let manifest = world.manifest("v2", "2.0.0", |text| {
-        text.replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 6s, approval: true}")
+        format!(
+            "{}notify:\n  - webhook: \"{}\"\n    on: [started, stage-passed, awaiting-approval, promoted, rolled-back]\n",
+            text.replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 6s, approval: true}"),
+            webhook.url
+        )
     });
     let waiting = world.fledge(&["run"], &manifest).await;
     assert_eq!(waiting.code, 4, "{waiting:#?}");
@@ -125,6 +134,15 @@ async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release(
     let approved = world.fledge(&["run", "--approve"], &manifest).await;
     assert_eq!(approved.code, 0, "{approved:#?}");
     assert_eq!(world.weights().await, [("v2".to_owned(), 100)]);
+    assert_eq!(
+        webhook.events(),
+        ["started", "stage-passed", "awaiting-approval", "started", "stage-passed", "promoted"],
+        "every subscribed event arrives; the first post failed with 500 and was retried"
+    );
+    assert!(
+        !approved.other.iter().chain(&waiting.other).any(|line| line.contains("secret-token")),
+        "a webhook's token is never logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,4 +206,40 @@ async fn a_second_run_on_the_same_service_is_locked_out_and_the_first_unaffected
     assert_eq!(finished.code, 0, "{finished:#?}");
     assert!(finished.event("rolling-back").is_none());
     assert_eq!(world.weights().await, [("v2".to_owned(), 100)]);
+}
+
+/// The reports of a release rolled back at stage 1 of 2 on metrics: JSON fields, JUnit valid against the schema CI
+/// systems read, the step summary.
+async fn check_reports(world: &World, json: &std::path::Path, junit: &std::path::Path) {
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(report["schema"], "fledge.report/v1");
+    assert_eq!((report["outcome"].as_str(), report["exitCode"].as_u64()), (Some("rolled-back-metrics"), Some(11)));
+    assert_eq!(report["previousVersion"], "v1");
+    assert_eq!(report["gate"]["healthy"], true);
+    assert_eq!(report["stages"][0]["result"], "failed");
+    assert_eq!(report["stages"][0]["weight"], 20);
+    let check = &report["stages"][0]["rounds"][0]["checks"][0];
+    assert_eq!((check["name"].as_str(), check["verdict"].as_str()), (Some("success-rate"), Some("fail")));
+    assert!(check["value"].as_f64().unwrap() < 99.0 && check["query"].as_str().unwrap().contains("reviews-v2"));
+    assert!(report["reason"].as_str().unwrap().contains("success-rate = "), "{report}");
+
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/fixtures/junit.xsd");
+    let validation = tokio::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(junit)
+        .output()
+        .await
+        .expect("xmllint runs (apt-get install -y libxml2-utils; .ci/run does)");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(validation.status.success(), "{}\n{xml}", String::from_utf8_lossy(&validation.stderr));
+    assert!(xml.contains(r#"<testcase classname="fledge.bookinfo.reviews" name="gate""#), "{xml}");
+    assert!(xml.contains(r#"name="stage 1 (20%)""#) && xml.contains(r#"<failure message="#), "{xml}");
+    assert!(xml.contains(r#"<testcase classname="fledge.bookinfo.reviews" name="stage 2 (50%)" time="0.000">"#));
+    assert!(xml.contains(r#"<skipped message="not reached"/>"#), "{xml}");
+    assert!(xml.contains(r#"tests="3" failures="1" errors="0" skipped="1""#), "{xml}");
+
+    let summary = world.step_summary();
+    assert!(summary.contains("fledge: reviews v2 in bookinfo: `rolled-back-metrics` (exit 11)"), "{summary}");
+    assert!(summary.contains("| stage 1 | 20% | failed |"), "{summary}");
 }

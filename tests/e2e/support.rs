@@ -65,6 +65,11 @@ impl Finished {
 
 impl World {
     pub async fn start() -> World {
+        World::start_with_nodes(3).await
+    }
+
+    /// A world whose simulated cluster has `nodes` nodes (each takes 110 pods, 4 CPUs).
+    pub async fn start_with_nodes(nodes: usize) -> World {
         let dir = tempfile::tempdir().unwrap();
         if let Ok(kubeconfig) = std::env::var("FLEDGE_E2E_KUBECONFIG") {
             let prometheus_url = std::env::var("FLEDGE_E2E_PROMETHEUS")
@@ -72,7 +77,8 @@ impl World {
             return World { _sim: None, _prometheus: None, prometheus_url, kubeconfig: kubeconfig.into(), dir };
         }
         let text = std::fs::read_to_string(workspace().join("examples/sim/bookinfo.yaml")).unwrap();
-        let scenario = Scenario::parse(&text).unwrap();
+        let mut scenario = Scenario::parse(&text).unwrap();
+        scenario.nodes = Some(nodes);
         let sim = Sim::start(SimConfig { scenario, ..SimConfig::default() }).await.expect("simulator starts");
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
@@ -143,6 +149,7 @@ promote: {{scaleDownDelay: 2s}}
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(["--log-format", "json"])
+            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("step-summary.md"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -164,6 +171,16 @@ promote: {{scaleDownDelay: 2s}}
     /// Runs `fledge ARGS MANIFEST` to its end.
     pub async fn fledge(&self, args: &[&str], manifest: &Path) -> Finished {
         self.spawn(args, manifest).finish().await
+    }
+
+    /// What the runs so far appended to `$GITHUB_STEP_SUMMARY`.
+    pub fn step_summary(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("step-summary.md")).unwrap_or_default()
+    }
+
+    /// A file in the world's scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     /// `kubectl ARGS -o json`, parsed.
@@ -276,5 +293,68 @@ impl Running {
             }
         }
         Finished { code: status.code().unwrap_or(-1), stdout, events, other }
+    }
+}
+
+/// A webhook receiver that answers its first request with HTTP 500 and the others with 200, and keeps each body.
+pub struct Webhook {
+    pub url: String,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    pub async fn start() -> Webhook {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/release?token=secret-token", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        tokio::spawn(async move {
+            let mut answered = 0;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Read the head, then the body by its Content-Length.
+                let body = loop {
+                    let Ok(read) = socket.read(&mut buffer).await else { break None };
+                    if read == 0 {
+                        break None;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                line.to_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break Some(body.to_owned());
+                        }
+                    }
+                };
+                answered += 1;
+                let status = if answered == 1 { "500 Internal Server Error" } else { "200 OK" };
+                if answered > 1
+                    && let Some(body) = body.and_then(|body| serde_json::from_str(&body).ok())
+                {
+                    seen.lock().unwrap().push(body);
+                }
+                let _ = socket
+                    .write_all(
+                        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        Webhook { url, bodies }
+    }
+
+    /// The `event` field of every body received (after the failed first one), in order.
+    pub fn events(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().iter().filter_map(|body| body["event"].as_str().map(str::to_owned)).collect()
     }
 }

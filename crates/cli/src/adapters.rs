@@ -30,6 +30,15 @@ pub(crate) async fn connect_ports(
     progress: Option<Progress>,
 ) -> Result<ClusterPorts, SetupError> {
     let client = connect(cluster).await.map_err(SetupError::Connect)?;
+    ports_for(release, client, progress).await
+}
+
+/// Every adapter of `release`, on `client`.
+pub(crate) async fn ports_for(
+    release: &Release,
+    client: kube::Client,
+    progress: Option<Progress>,
+) -> Result<ClusterPorts, SetupError> {
     let namespace = &release.service.namespace;
     let router = TrafficRouter::new(client.clone(), release).await.map_err(SetupError::Traffic)?;
     let prometheus = PrometheusClient::new(&release.prometheus).map_err(SetupError::Prometheus)?;

@@ -8,8 +8,8 @@ const ABOUT: &str = "Multi-stage canary releases on Kubernetes with Istio and Pr
 const LONG_ABOUT: &str = "\
 Multi-stage canary releases on Kubernetes with Istio and Prometheus, driven from your pipeline.
 
-One release manifest drives a whole release of one service: deploy the new version beside the live one, gate on
-pod health, shift Istio traffic in stages, check Prometheus metrics at every stage, then promote the new version or
+One release manifest drives a whole release of one service: deploy the new version beside the live one, gate on \
+pod health, shift Istio traffic in stages, check Prometheus metrics at every stage, then promote the new version or \
 roll back to exactly where the release started. The exit code is the release verdict (see docs/exit-codes.md).";
 
 const EXAMPLES: &str = "\
@@ -88,6 +88,7 @@ Examples:
   fledge run release.yaml
   fledge run release.yaml --approve               # continue after an approval stage
   fledge run release.yaml --log-format json       # one JSON object per event on stderr
+  fledge run release.yaml --report-junit fledge.xml --report-json fledge.json
   fledge run release.yaml --kubeconfig ~/.kube/staging --context staging")]
     Run {
         /// The release manifest.
@@ -96,6 +97,8 @@ Examples:
         /// Continue a release that stopped after an approval stage.
         #[arg(long)]
         approve: bool,
+        #[command(flatten)]
+        reports: ReportArguments,
         #[command(flatten)]
         cluster: ClusterArguments,
     },
@@ -194,6 +197,58 @@ Examples:
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Watch a whole release, then a rollback, on a simulated cluster with a real Prometheus.
+    ///
+    /// Starts fledge-sim in-process with the bookinfo app (examples/sim/bookinfo.yaml) and Prometheus (found on
+    /// PATH; install it with `apt-get install -y prometheus`), then releases reviews v2 with examples/demo.yaml
+    /// (three short stages, about a minute) and promotes it, then releases v3, whose image fails 8% of requests,
+    /// and rolls it back. Exit 0 when both end as expected, 3 when Prometheus is missing.
+    #[command(after_help = "\
+Examples:
+  fledge demo
+  fledge demo --log-format json 2> events.jsonl
+  fledge demo --metrics-port 9464 --prometheus-url http://127.0.0.1:9090   # your Prometheus scrapes :9464")]
+    Demo {
+        /// Use this Prometheus instead of starting one; it must scrape 127.0.0.1:<--metrics-port>/metrics.
+        #[arg(long, value_name = "URL")]
+        prometheus_url: Option<String>,
+        /// Port of the simulator's Istio metrics on 127.0.0.1 (0: any free port).
+        #[arg(long, value_name = "PORT", default_value_t = 0)]
+        metrics_port: u16,
+    },
+    /// Test a release policy on a simulated cluster: would it catch a bad version, when, and at what cost?
+    ///
+    /// Runs your manifest against fledge-sim with the new version behaving as --scenario says (fledge-sim presets:
+    /// healthy, crashloop, oom, image-pull, errors=5%, latency=+300ms, crash-after=2m, slow-start=30s, ...; the
+    /// simulated service answers in 20 ms median, 250 ms p99), with time compressed (--speed), and reports whether
+    /// the policy caught it, when (time to abort, stage, weight) and the exposure (requests sent to the bad version,
+    /// failed requests), in real-time terms. --all runs a standard set and prints a table. Exit 0 when every bad
+    /// version is caught and a healthy one promoted, 3 otherwise.
+    #[command(after_help = "\
+Examples:
+  fledge rehearse release.yaml --all
+  fledge rehearse release.yaml --scenario errors=5%
+  fledge rehearse release.yaml --scenario latency=+300ms --rps 400")]
+    Rehearse {
+        /// The release manifest.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// How the new version behaves (fledge-sim behaviour presets, comma-separated).
+        #[arg(long, value_name = "BEHAVIOUR", required_unless_present = "all", conflicts_with = "all")]
+        scenario: Option<String>,
+        /// Rehearse the standard set: healthy, crashloop, oom, image-pull, errors=5%, latency=+300ms, crash-after=2m.
+        #[arg(long)]
+        all: bool,
+        /// Requests per second the service receives (scaled with time, so counts match a real release).
+        #[arg(long, value_name = "RPS", default_value_t = 100.0)]
+        rps: f64,
+        /// Times faster than real time (default: the analysis interval divided by 3 s, from 1 to 10).
+        #[arg(long, value_name = "FACTOR")]
+        speed: Option<f64>,
+        /// How the results are shown on stdout.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
     /// Run the simulated Kubernetes cluster (fledge-sim) until interrupted.
     ///
     /// Serves a Kubernetes API that kubectl and fledge accept, with a deployment controller, simulated kubelet
@@ -218,6 +273,17 @@ Examples:
 
 fn parse_duration(text: &str) -> Result<fledge_core::Duration, String> {
     fledge_core::Duration::parse(text).map_err(|error| format!("{error} (write a duration like 90s or 5m)"))
+}
+
+/// Report files of a release. A Markdown summary is also appended to `$GITHUB_STEP_SUMMARY` when it is set.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ReportArguments {
+    /// Write every phase, check, value, threshold and verdict with timestamps as JSON (docs/reports.md).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) report_json: Option<PathBuf>,
+    /// Write a JUnit XML report: a testsuite for the release, a testcase for the gate and each stage.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) report_junit: Option<PathBuf>,
 }
 
 /// How to reach the cluster.

@@ -9,7 +9,11 @@ mod cli;
 mod cluster;
 mod commands;
 mod error_report;
+mod notify;
+mod rehearsal;
+mod release_report;
 mod report;
+mod simulation;
 mod summary;
 
 use clap::Parser as _;

@@ -35,8 +35,12 @@ fn short(duration: Duration) -> String {
 
 /// The checks of a round in a few words: `success-rate 99.9% pass, latency-p99 92.7ms pass`.
 pub(crate) fn round_summary(round: &Round) -> String {
-    let checks: Vec<String> = round
-        .checks
+    round_summary_of(&round.checks)
+}
+
+/// [`round_summary`] of a list of checks.
+pub(crate) fn round_summary_of(checks: &[fledge_core::analysis::CheckResult]) -> String {
+    let checks: Vec<String> = checks
         .iter()
         .map(|check| {
             let verdict = match check.verdict {

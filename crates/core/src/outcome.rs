@@ -7,9 +7,9 @@ use crate::GateFailureKind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The end of one `fledge` invocation.
+/// The end of one `fledge` invocation. Serialized as its [name](Outcome::name): `rolled-back-metrics`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Outcome {
     /// The new version is live with 100% of traffic (or, for `fledge validate`, every file is valid).
     Promoted,
@@ -116,6 +116,24 @@ impl Outcome {
     }
 }
 
+impl From<Outcome> for &'static str {
+    fn from(outcome: Outcome) -> &'static str {
+        outcome.name()
+    }
+}
+
+/// A text that names no outcome.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown outcome `{0}`")]
+pub struct UnknownOutcome(pub String);
+
+impl TryFrom<String> for Outcome {
+    type Error = UnknownOutcome;
+    fn try_from(name: String) -> Result<Outcome, UnknownOutcome> {
+        Outcome::ALL.into_iter().find(|outcome| outcome.name() == name).ok_or(UnknownOutcome(name))
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.name())
@@ -126,6 +144,17 @@ impl fmt::Display for Outcome {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn outcomes_serialize_as_their_names() {
+        let json = serde_json::to_string(&Outcome::RolledBack(RollbackReason::Metrics)).unwrap();
+        assert_eq!(json, r#""rolled-back-metrics""#);
+        for outcome in Outcome::ALL {
+            let back: Outcome = serde_json::from_str(&serde_json::to_string(&outcome).unwrap()).unwrap();
+            assert_eq!(back, outcome);
+        }
+        assert!(serde_json::from_str::<Outcome>(r#""promotd""#).is_err());
+    }
 
     #[test]
     fn every_outcome_has_its_own_exit_code() {

@@ -22,6 +22,7 @@ pub mod faults;
 pub mod istio;
 pub mod mesh;
 pub mod patch;
+pub mod prometheus;
 pub mod resources;
 pub mod scenario;
 pub mod status;
@@ -90,6 +91,7 @@ pub enum StartError {
 /// A running simulator.
 pub struct Sim {
     api: Arc<ApiState>,
+    mesh: Arc<mesh::Mesh>,
     api_url: String,
     metrics_url: String,
     store: Arc<Store>,
@@ -140,6 +142,7 @@ impl Sim {
         let (shutdown, mut stopped) = watch::channel(false);
         let controllers = tokio::spawn(cluster.run(shutdown.subscribe()));
         let traffic = tokio::spawn(mesh.clone().run(shutdown.subscribe()));
+        let served_by = mesh.clone();
         let metrics_router = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
@@ -175,6 +178,7 @@ impl Sim {
         });
         Ok(Sim {
             api: state,
+            mesh: served_by,
             api_url: format!("http://{address}"),
             metrics_url: format!("http://{metrics_address}/metrics"),
             store,
@@ -202,6 +206,11 @@ impl Sim {
     /// Kubernetes API requests served so far (each watch counts once; `/sim/` admin requests are not counted).
     pub fn requests_served(&self) -> u64 {
         self.api.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What the pods of `workload` (a Deployment name) in `namespace` served through the mesh so far.
+    pub fn served(&self, namespace: &str, workload: &str) -> mesh::Served {
+        self.mesh.served(namespace, workload)
     }
 
     /// The fault layer.

@@ -1,8 +1,10 @@
 //! One module per command; each returns the [`Outcome`] that becomes the exit code.
 
 mod analyze;
+mod demo;
 mod gate;
 mod plan;
+mod rehearse;
 mod release;
 mod schema;
 mod sim;
@@ -20,9 +22,15 @@ pub(crate) fn run(command: Command, log_format: LogFormat) -> Outcome {
     match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Schema => schema::run(),
-        Command::Run { file, approve, cluster } => release::run(&file, approve, &cluster, log_format),
+        Command::Run { file, approve, reports, cluster } => {
+            release::run(&file, approve, &reports, &cluster, log_format)
+        }
         Command::Abort { file, cluster } => release::abort(&file, &cluster, log_format),
         Command::Plan { file, cluster } => plan::run(&file, &cluster),
+        Command::Demo { prometheus_url, metrics_port } => demo::run(prometheus_url, metrics_port, log_format),
+        Command::Rehearse { file, scenario, all, rps, speed, output } => {
+            rehearse::run(&file, scenario.as_deref(), all, rps, speed, output)
+        }
         Command::Status { file, output, cluster } => status::run(&file, output, &cluster),
         Command::Gate { file, no_deploy, cluster } => gate::run(&file, no_deploy, &cluster),
         Command::Analyze { file, previous_version, since, output } => {

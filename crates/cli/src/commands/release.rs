@@ -6,7 +6,9 @@
 //! ```
 
 use crate::adapters::{SetupError, connect_ports};
-use crate::cli::{ClusterArguments, LogFormat};
+use crate::cli::{ClusterArguments, LogFormat, ReportArguments};
+use crate::notify::Notifier;
+use crate::release_report::{Recorder, ReleaseReport};
 use crate::report::EventWriter;
 use fledge_core::{Outcome, Release};
 use fledge_runner::{RunOptions, Runner};
@@ -21,24 +23,66 @@ enum Action {
     Abort,
 }
 
-pub(super) fn run(file: &Path, approve: bool, cluster: &ClusterArguments, log_format: LogFormat) -> Outcome {
-    drive(file, Action::Run { approve }, cluster, log_format)
+pub(super) fn run(
+    file: &Path,
+    approve: bool,
+    reports: &ReportArguments,
+    cluster: &ClusterArguments,
+    log_format: LogFormat,
+) -> Outcome {
+    drive(file, Action::Run { approve }, reports, cluster, log_format)
 }
 
 pub(super) fn abort(file: &Path, cluster: &ClusterArguments, log_format: LogFormat) -> Outcome {
-    drive(file, Action::Abort, cluster, log_format)
+    let no_reports = ReportArguments { report_json: None, report_junit: None };
+    drive(file, Action::Abort, &no_reports, cluster, log_format)
 }
 
-fn drive(file: &Path, action: Action, cluster: &ClusterArguments, log_format: LogFormat) -> Outcome {
+fn drive(
+    file: &Path,
+    action: Action,
+    reports: &ReportArguments,
+    cluster: &ClusterArguments,
+    log_format: LogFormat,
+) -> Outcome {
     let release = match super::load_release(file) {
         Ok(release) => release,
         Err(outcome) => return outcome,
     };
-    super::block_on(release_to_outcome(release, action, cluster, log_format), |_setup| Outcome::PreflightFailed)
+    super::block_on(release_to_outcome(release, action, reports, cluster, log_format), |_setup| {
+        Outcome::PreflightFailed
+    })
+}
+
+/// Writes the report files asked for, and the step summary when `$GITHUB_STEP_SUMMARY` is set. A report that
+/// cannot be written is a warning: it never changes the verdict.
+fn write_reports(release: &Release, outcome: Outcome, recorder: &Recorder, reports: &ReportArguments) {
+    let report = ReleaseReport::new(release, outcome, recorder);
+    let mut stderr = std::io::stderr().lock();
+    if let Some(path) = &reports.report_json
+        && let Err(error) = std::fs::write(path, report.json() + "\n")
+    {
+        let _ = writeln!(stderr, "warning: failed to write the JSON report {}: {error}", path.display());
+    }
+    if let Some(path) = &reports.report_junit
+        && let Err(error) = std::fs::write(path, report.junit(release))
+    {
+        let _ = writeln!(stderr, "warning: failed to write the JUnit report {}: {error}", path.display());
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()) {
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(report.markdown().as_bytes()));
+        if let Err(error) = appended {
+            let _ = writeln!(stderr, "warning: failed to append to $GITHUB_STEP_SUMMARY: {error}");
+        }
+    }
 }
 
 /// A run id: unique per process, readable in `fledge status` and the Lease.
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
@@ -49,7 +93,7 @@ fn run_id() -> String {
 }
 
 /// Turns the first SIGINT or SIGTERM into a cancellation and the second into an immediate exit.
-fn watch_signals(writer: std::sync::Arc<EventWriter>) -> watch::Receiver<bool> {
+pub(super) fn watch_signals(writer: std::sync::Arc<EventWriter>) -> watch::Receiver<bool> {
     let (cancel, receiver) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -86,6 +130,7 @@ fn watch_signals(writer: std::sync::Arc<EventWriter>) -> watch::Receiver<bool> {
 async fn release_to_outcome(
     release: Release,
     action: Action,
+    reports: &ReportArguments,
     cluster: &ClusterArguments,
     log_format: LogFormat,
 ) -> Result<Outcome, SetupError> {
@@ -97,21 +142,34 @@ async fn release_to_outcome(
         approve: matches!(action, Action::Run { approve: true }),
         ..RunOptions::default()
     };
-    let runner = Runner::new(release.clone(), &ports, options, writer.reporter(), cancel);
+    let recorder = Recorder::new();
+    let notifier = Notifier::new(&release);
+    let reporter = recorder.reporter(notifier.reporter(writer.reporter()));
+    let runner = Runner::new(release.clone(), &ports, options, reporter, cancel);
     let outcome = match action {
         Action::Run { .. } => runner.run().await,
         Action::Abort => runner.abort().await,
     };
-    let service = format!("{} {}", release.service.name, release.service.version);
-    let mut stdout = std::io::stdout().lock();
-    let _ = match (outcome, writer.detail()) {
-        (Outcome::Promoted, _) if action == Action::Abort => {
-            writeln!(stdout, "{}: nothing to abort", release.service.name)
-        }
-        (Outcome::Promoted | Outcome::AwaitingApproval | Outcome::Locked, _) | (_, None) => {
-            writeln!(stdout, "{service}: {outcome}")
-        }
-        (_, Some(detail)) => writeln!(stdout, "{service}: {outcome}: {detail}"),
+    notifier.drain().await;
+    if matches!(action, Action::Run { .. }) {
+        write_reports(&release, outcome, &recorder, reports);
+    }
+    let line = if outcome == Outcome::Promoted && action == Action::Abort {
+        format!("{}: nothing to abort", release.service.name)
+    } else {
+        result_line(&release, outcome, writer.detail())
     };
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
     Ok(outcome)
+}
+
+/// The result of a release in one line: `reviews v3: rolled-back-metrics: <why>`.
+pub(super) fn result_line(release: &Release, outcome: Outcome, detail: Option<String>) -> String {
+    let service = format!("{} {}", release.service.name, release.service.version);
+    match (outcome, detail) {
+        (Outcome::Promoted | Outcome::AwaitingApproval | Outcome::Locked, _) | (_, None) => {
+            format!("{service}: {outcome}")
+        }
+        (_, Some(detail)) => format!("{service}: {outcome}: {detail}"),
+    }
 }

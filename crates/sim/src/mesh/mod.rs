@@ -34,6 +34,15 @@ struct Destination {
     weight: f64,
 }
 
+/// Requests one workload served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Served {
+    /// Every request.
+    pub requests: u64,
+    /// Those answered 5xx.
+    pub failed: u64,
+}
+
 /// The traffic generator and its metrics.
 pub struct Mesh {
     store: Arc<Store>,
@@ -41,6 +50,7 @@ pub struct Mesh {
     /// The metrics served on `/metrics`.
     pub telemetry: Telemetry,
     carry: Mutex<HashMap<String, f64>>,
+    served: Mutex<HashMap<String, Served>>,
 }
 
 fn text<'v>(object: &'v Value, pointer: &str) -> &'v str {
@@ -50,7 +60,20 @@ fn text<'v>(object: &'v Value, pointer: &str) -> &'v str {
 impl Mesh {
     /// A mesh over the store, with the scenario's traffic and behaviours.
     pub fn new(store: Arc<Store>, scenario: Arc<Scenario>) -> Mesh {
-        Mesh { store, scenario, telemetry: Telemetry::default(), carry: Mutex::new(HashMap::new()) }
+        Mesh {
+            store,
+            scenario,
+            telemetry: Telemetry::default(),
+            carry: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What the pods of `workload` (a Deployment name) in `namespace` served so far: exact counts, as the
+    /// generator produced them (Istio's counters carry the same numbers).
+    pub fn served(&self, namespace: &str, workload: &str) -> Served {
+        let served = self.served.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        served.get(&format!("{namespace}/{workload}")).copied().unwrap_or_default()
     }
 
     /// Generates `elapsed` worth of traffic.
@@ -185,7 +208,15 @@ impl Mesh {
                 let code = if failed { "500" } else { "200" };
                 let labels = self.labels(source, Some(pod), code, "-");
                 let latency = sample_latency(behaviour.latency_median, behaviour.latency_p99);
-                self.telemetry.requests.get_or_create(&labels).inc_by(scale.round().max(1.0) as u64);
+                let count = scale.round().max(1.0) as u64;
+                {
+                    let mut served = self.served.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let entry =
+                        served.entry(format!("{}/{}", source.namespace, labels.destination_workload)).or_default();
+                    entry.requests += count;
+                    entry.failed += if failed { count } else { 0 };
+                }
+                self.telemetry.requests.get_or_create(&labels).inc_by(count);
                 self.telemetry.durations.get_or_create(&labels).observe(latency);
             }
         }

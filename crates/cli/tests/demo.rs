@@ -1,0 +1,19 @@
+//! `fledge demo` runs to completion: v2 promoted through its three stages, v3 caught and rolled back with the
+//! reason shown.
+
+#[test]
+fn the_demo_promotes_a_healthy_version_then_rolls_back_a_bad_one() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fledge")).arg("demo").output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("\nreviews v2: promoted ("), "{stdout}");
+    assert!(
+        stdout.contains("\nreviews v3: rolled-back-metrics: ") && stdout.contains("success-rate = "),
+        "the rollback and its reason are shown: {stdout}"
+    );
+    assert!(stdout.ends_with("v2 kept all traffic.\n"), "{stdout}");
+    for stage in ["stage 1/3", "stage 2/3", "stage 3/3"] {
+        assert!(stderr.contains(stage), "{stage}: {stderr}");
+    }
+}

@@ -1,0 +1,76 @@
+//! `fledge rehearse` on a small policy: a bad version is caught where the policy says, and the exposure it reports
+//! is what the simulated traffic implies (requests = rate × weight × time at that weight; failures = the error rate).
+
+use serde_json::Value;
+use std::process::Command;
+
+const POLICY: &str = "apiVersion: fledge/v1
+kind: Release
+service: {name: shop, namespace: store, version: v2}
+deploy: {image: registry.example.com/shop:2.0.0, replicas: 2}
+gate: {stableFor: 1s, timeout: 1m}
+analysis:
+  interval: 3s
+  failureLimit: 1
+  minRequests: 5
+  metrics:
+    - {builtin: success-rate, min: 99, window: 6s}
+stages:
+  - {weight: 20, duration: 9s}
+  - {weight: 60, duration: 9s}
+promote: {scaleDownDelay: 1s}
+";
+
+fn rehearse(scenario: &str) -> (i32, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("policy.yaml");
+    std::fs::write(&manifest, POLICY).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fledge"))
+        .arg("rehearse")
+        .arg(&manifest)
+        .args(["--scenario", scenario, "--rps", "100", "--output", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let rehearsals: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("{error}: {stdout}{}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.code().unwrap(), rehearsals)
+}
+
+#[test]
+fn a_version_with_errors_is_caught_at_stage_one_with_the_exposure_the_traffic_implies() {
+    let (code, rehearsals) = rehearse("errors=5%");
+    assert_eq!(code, 0, "the policy caught it: {rehearsals:#?}");
+    let rehearsal = &rehearsals[0];
+    assert_eq!(rehearsal["outcome"], "rolled-back-metrics");
+    assert_eq!(rehearsal["caughtAt"], "stage 1 (20%)");
+    // Two failed 3 s rounds at 20% of 100 requests per second: about 6 s × 20 = 120 requests reached v2.
+    let seconds_at_stage_one = rehearsal["timeToAbortSeconds"].as_f64().unwrap() - 1.0;
+    let requests = rehearsal["requestsToNew"].as_u64().unwrap() as f64;
+    let failed = rehearsal["failedRequests"].as_u64().unwrap() as f64;
+    assert!((3.0..15.0).contains(&seconds_at_stage_one), "caught within the stage: {rehearsal}");
+    assert!((60.0..=260.0).contains(&requests), "about 20 rps for a few seconds: {rehearsal}");
+    let rate = failed / requests;
+    assert!((0.01..=0.12).contains(&rate), "about 5% of them failed: {rehearsal}");
+}
+
+#[test]
+fn a_crash_looping_version_is_caught_before_any_request_reaches_it() {
+    let (code, rehearsals) = rehearse("crashloop");
+    assert_eq!(code, 0, "{rehearsals:#?}");
+    let rehearsal = &rehearsals[0];
+    assert_eq!(
+        (rehearsal["outcome"].as_str(), rehearsal["caughtAt"].as_str()),
+        (Some("rolled-back-pod-health"), Some("gate"))
+    );
+    assert_eq!((rehearsal["requestsToNew"].as_u64(), rehearsal["failedRequests"].as_u64()), (Some(0), Some(0)));
+}
+
+#[test]
+fn a_policy_that_misses_a_regression_fails_the_rehearsal() {
+    // The policy checks only the success rate: a latency regression passes it, and the rehearsal says so.
+    let (code, rehearsals) = rehearse("latency=+300ms");
+    assert_eq!(code, 3, "{rehearsals:#?}");
+    assert_eq!(rehearsals[0]["outcome"], "promoted");
+    assert_eq!(rehearsals[0]["asExpected"], false);
+}
