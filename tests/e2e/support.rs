@@ -143,29 +143,7 @@ promote: {{scaleDownDelay: 2s}}
 
     /// `fledge ARGS MANIFEST --kubeconfig K --log-format json`, running.
     pub fn spawn(&self, args: &[&str], manifest: &Path) -> Running {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fledge"))
-            .args(args)
-            .arg(manifest)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["--log-format", "json"])
-            .env("GITHUB_STEP_SUMMARY", self.dir.path().join("step-summary.md"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("fledge starts");
-        let stderr = child.stderr.take().unwrap();
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Running { child, lines: receiver, seen: Vec::new() }
+        spawn_fledge(args, manifest, &self.kubeconfig, &self.dir.path().join("step-summary.md"))
     }
 
     /// Runs `fledge ARGS MANIFEST` to its end.
@@ -238,6 +216,34 @@ promote: {{scaleDownDelay: 2s}}
     }
 }
 
+/// Starts `fledge ARGS MANIFEST --kubeconfig KUBECONFIG --log-format json`, with `$GITHUB_STEP_SUMMARY` at
+/// `summary`; stdout and stderr are piped, and the process is killed when dropped.
+pub fn spawn_fledge(args: &[&str], manifest: &Path, kubeconfig: &Path, summary: &Path) -> Running {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fledge"))
+        .args(args)
+        .arg(manifest)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--log-format", "json"])
+        .env("GITHUB_STEP_SUMMARY", summary)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("fledge starts");
+    let stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    Running { child, lines: receiver, seen: Vec::new() }
+}
+
 /// A `fledge` process whose stderr events can be waited for.
 pub struct Running {
     pub child: tokio::process::Child,
@@ -265,6 +271,14 @@ impl Running {
             Ok(Some(event)) => event,
             _ => panic!("no `{name}` event within {deadline:?}; stderr so far:\n{}", self.seen.join("\n")),
         }
+    }
+
+    /// True when an event named `name` was written so far (reads what is there without waiting).
+    pub fn has_seen(&mut self, name: &str) -> bool {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.iter().any(|line| serde_json::from_str::<Value>(line).is_ok_and(|event| event["event"] == name))
     }
 
     /// Sends a signal to the process.

@@ -1,5 +1,6 @@
 //! Connecting to the cluster from the command line's options.
 
+use crate::api_retry::ApiRetry;
 use crate::cli::ClusterArguments;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -38,5 +39,16 @@ pub(crate) async fn connect(arguments: &ClusterArguments) -> Result<kube::Client
         }
         None => kube::Config::infer().await.map_err(ConnectError::Infer)?,
     };
-    kube::Client::try_from(config).map_err(ConnectError::Client)
+    client_with_retries(config)
+}
+
+/// A client whose requests are retried as [`ApiRetry`] says (kube's own retries leave out 500).
+fn client_with_retries(mut config: kube::Config) -> Result<kube::Client, ConnectError> {
+    config.default_retry = false;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(ConnectError::Client)?
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(ApiRetry::default()))
+        .build();
+    Ok(client)
 }

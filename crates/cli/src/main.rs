@@ -5,6 +5,7 @@
 //! ```
 
 mod adapters;
+mod api_retry;
 mod cli;
 mod cluster;
 mod commands;

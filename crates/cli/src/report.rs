@@ -2,7 +2,7 @@
 //! objects, one per line; and the logs of the adapters (tracing) in the same format.
 
 use crate::cli::LogFormat;
-use fledge_core::analysis::{Round, TallyDecision};
+use fledge_core::analysis::{Round, RoundVerdict, TallyDecision};
 use fledge_core::release::CleanupPolicy;
 use fledge_core::{CheckVerdict, Release};
 use fledge_runner::{Event, Reporter};
@@ -202,11 +202,13 @@ impl EventWriter {
                     TallyDecision::Hold => "held: the stage clock waits".to_owned(),
                     TallyDecision::RollBack(abort) => abort.to_string(),
                 };
-                format!("stage {}/{stages}: {:?} round ({state}): {}", index + 1, round.verdict, round_summary(round))
-                    .replacen("Passed round", "checks passed", 1)
-                    .replacen("Failed round", "checks FAILED", 1)
-                    .replacen("NoData round", "no data", 1)
-                    .replacen("Errored round", "query ERROR", 1)
+                let verdict = match round.verdict {
+                    RoundVerdict::Passed => "checks passed",
+                    RoundVerdict::Failed => "checks FAILED",
+                    RoundVerdict::NoData => "no data",
+                    RoundVerdict::Errored => "query ERROR",
+                };
+                format!("stage {}/{stages}: {verdict} ({state}): {}", index + 1, round_summary(round))
             }
             Event::StagePassed { index } => format!("stage {}/{stages} passed", index + 1),
             Event::AwaitingApproval { index } => format!(
@@ -222,8 +224,9 @@ impl EventWriter {
                 CleanupPolicy::ScaleToZero => format!("cleaned up: scaled {deployment} to 0, removed its subset"),
                 CleanupPolicy::Keep => format!("cleaned up: removed the subset; {deployment} keeps running"),
             },
-            Event::RollingBack { reason, detail } => format!("rolling back ({reason:?}): {detail}")
-                .replace(&format!("({reason:?})"), &format!("({})", fledge_core::Outcome::RolledBack(*reason))),
+            Event::RollingBack { reason, detail } => {
+                format!("rolling back ({}): {detail}", fledge_core::Outcome::RolledBack(*reason))
+            }
             Event::RolledBack { .. } => "rolled back: the route is as it was before the release".to_owned(),
             Event::RollbackFailed { error } => {
                 format!("rollback failed: {error}; a person must look: `fledge status`, then `fledge abort` to retry")

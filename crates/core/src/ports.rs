@@ -43,8 +43,8 @@ pub trait Workloads: Send + Sync {
     /// Applies the new version's Deployment; applying it again changes nothing.
     fn deploy(&self, release: &Release, live_version: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 
-    /// Whether a Deployment exists.
-    fn exists(&self, deployment: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// The replicas a Deployment asks for (`spec.replicas`), or `None` when it does not exist.
+    fn desired_replicas(&self, deployment: &str) -> impl Future<Output = Result<Option<u32>, PortError>> + Send;
 
     /// Retires a Deployment that no longer takes traffic: delete it, scale it to zero, or keep it.
     fn retire(&self, deployment: &str, policy: CleanupPolicy) -> impl Future<Output = Result<(), PortError>> + Send;

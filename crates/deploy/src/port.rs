@@ -21,8 +21,11 @@ impl Workloads for Deployer {
         Ok(())
     }
 
-    async fn exists(&self, deployment: &str) -> Result<bool, PortError> {
-        Ok(self.get(deployment).await?.is_some())
+    async fn desired_replicas(&self, deployment: &str) -> Result<Option<u32>, PortError> {
+        Ok(self.get(deployment).await?.map(|deployment| {
+            let replicas = deployment.spec.and_then(|spec| spec.replicas).unwrap_or(1);
+            u32::try_from(replicas).unwrap_or(0)
+        }))
     }
 
     async fn retire(&self, deployment: &str, policy: CleanupPolicy) -> Result<(), PortError> {

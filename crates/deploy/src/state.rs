@@ -23,6 +23,8 @@ pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often a held lease is renewed.
 pub const LEASE_RENEWAL: Duration = Duration::from_secs(5);
 
+/// How many times taking the lock is decided again after a conflicting write.
+const LEASE_ATTEMPTS: usize = 5;
 const RECORD_KEY: &str = "record";
 const ABORT_KEY: &str = "abort";
 
@@ -178,8 +180,19 @@ impl ClusterState {
         }
     }
 
-    /// Takes the lease for `holder` when it is free, expired or already ours.
+    /// Takes the lease for `holder` when it is free, expired or already ours. A write that conflicts (someone wrote
+    /// the lease since it was read) is decided again on a fresh read.
     async fn take_lease(&self, holder: &str) -> Result<Lock, StateError> {
+        for _ in 0..LEASE_ATTEMPTS {
+            if let Some(lock) = self.try_take_lease(holder).await? {
+                return Ok(lock);
+            }
+        }
+        Ok(Lock::HeldBy { holder: "other runs taking the lock now".into() })
+    }
+
+    /// One attempt: `None` when the write conflicted.
+    async fn try_take_lease(&self, holder: &str) -> Result<Option<Lock>, StateError> {
         let now = jiff::Timestamp::now();
         let existing = self.leases.get_opt(&self.name).await.map_err(self.lease_error("read"))?;
         let Some(mut lease) = existing else {
@@ -192,10 +205,8 @@ impl ClusterState {
                 spec: Some(Self::lease_spec(holder, now, None)),
             };
             return match self.leases.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(Lock::Acquired),
-                Err(error) if status_code(&error) == Some(409) => {
-                    Ok(Lock::HeldBy { holder: "another run that started at the same moment".into() })
-                }
+                Ok(_) => Ok(Some(Lock::Acquired)),
+                Err(error) if status_code(&error) == Some(409) => Ok(None),
                 Err(error) => Err(self.lease_error("create")(error)),
             };
         };
@@ -205,16 +216,14 @@ impl ClusterState {
         let duration = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
         let expired = renewed.is_none_or(|renewed| renewed + duration < now);
         if !current.is_empty() && current != holder && !expired {
-            return Ok(Lock::HeldBy { holder: current });
+            return Ok(Some(Lock::HeldBy { holder: current }));
         }
         let acquired = if current == holder { spec.acquire_time } else { None };
         lease.spec = Some(Self::lease_spec(holder, now, acquired));
         // The replace carries the resourceVersion read: a concurrent taker makes it fail with 409.
         match self.leases.replace(&self.name, &PostParams::default(), &lease).await {
-            Ok(_) => Ok(Lock::Acquired),
-            Err(error) if status_code(&error) == Some(409) => {
-                Ok(Lock::HeldBy { holder: "another run taking the lock now".into() })
-            }
+            Ok(_) => Ok(Some(Lock::Acquired)),
+            Err(error) if status_code(&error) == Some(409) => Ok(None),
             Err(error) => Err(self.lease_error("take")(error)),
         }
     }

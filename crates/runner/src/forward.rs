@@ -101,48 +101,61 @@ where
 
     async fn check_agreement(&self, record: &RunRecord) -> Result<(), Stop> {
         let (weights, deployment_required) = self.expected_weights(record.phase);
+        match self.disagreement(record, &weights, deployment_required).await {
+            Ok(None) => Ok(()),
+            Ok(Some(detail)) | Err(detail) => Err(Stop::RollBack { reason: RollbackReason::Error, detail }),
+        }
+    }
+
+    /// How the cluster disagrees with the record, if it does: the route gives the new version none of `weights`, or
+    /// (when `deployment_required`) its Deployment is gone or scaled to 0. `Err` when it could not be read.
+    async fn disagreement(
+        &self,
+        record: &RunRecord,
+        weights: &[Weight],
+        deployment_required: bool,
+    ) -> Result<Option<String>, String> {
         let deployment = self.release.deployment_name();
         if deployment_required {
-            let exists = self
+            let replicas = self
                 .ports
                 .workloads
-                .exists(&deployment)
+                .desired_replicas(&deployment)
                 .await
-                .map_err(|error| error_stop(&format!("read Deployment {deployment}"), &error))?;
-            if !exists {
-                return Err(Stop::RollBack {
-                    reason: RollbackReason::Error,
-                    detail: format!(
-                        "the run record says {}, but Deployment {deployment} is gone: the cluster changed under the release",
-                        record.phase
-                    ),
-                });
+                .map_err(|error| failed(&format!("read Deployment {deployment}"), &error))?;
+            let changed = match replicas {
+                None => "is gone",
+                Some(0) => "was scaled to 0",
+                Some(_) => "",
+            };
+            if !changed.is_empty() {
+                return Ok(Some(format!(
+                    "the run record says {}, but Deployment {deployment} {changed}: the cluster changed under the release",
+                    record.phase
+                )));
             }
         }
         if weights.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let now = self
             .ports
             .traffic
             .weights(&record.traffic_snapshot, &record.version)
             .await
-            .map_err(|error| error_stop("read the route's weights", &error))?;
-        if !weights.iter().any(|weight| now.is(*weight)) {
-            let expected: Vec<String> = weights.iter().map(ToString::to_string).collect();
-            return Err(Stop::RollBack {
-                reason: RollbackReason::Error,
-                detail: format!(
-                    "the run record says {}, where {} takes {}, but the route gives it {} of {}: the route changed under the release",
-                    record.phase,
-                    record.version,
-                    expected.join(" or "),
-                    now.new,
-                    now.share
-                ),
-            });
+            .map_err(|error| failed("read the route's weights", &error))?;
+        if weights.iter().any(|weight| now.is(*weight)) {
+            return Ok(None);
         }
-        Ok(())
+        let expected: Vec<String> = weights.iter().map(ToString::to_string).collect();
+        Ok(Some(format!(
+            "the run record says {}, where {} takes {}, but the route gives it {} of {}: the route changed under the release",
+            record.phase,
+            record.version,
+            expected.join(" or "),
+            now.new,
+            now.share
+        )))
     }
 
     /// Runs forward from `from`, then rolls back or finishes as the path ends.
@@ -313,6 +326,12 @@ where
                         fledge_core::Duration::from_secs(held.as_secs())
                     ),
                 });
+            }
+            // Someone may have changed the route or the new Deployment by hand: stop rather than fight them.
+            match self.disagreement(record, &[stage.weight], true).await {
+                Ok(None) => {}
+                Ok(Some(detail)) => return Err(Stop::RollBack { reason: RollbackReason::Error, detail }),
+                Err(error) => self.emit(Event::Warning { message: format!("{error}; checking again next round") }),
             }
             record.tally = Some(tally);
             record.stage_elapsed_seconds = elapsed.as_secs();

@@ -246,6 +246,45 @@ async fn an_abort_request_from_another_process_rolls_back_at_the_next_round() {
     assert_eq!(run.took, Duration::from_secs(5 + 60), "seen at the round after the request");
 }
 
+/// Runs a release where, 40 s in (stage 1), someone changes the cluster with `edit`.
+async fn edited_by_hand(edit: fn(&mut fakes::World)) -> (Fake, Run) {
+    let fake = Fake::new();
+    let shared = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        edit(&mut shared.world());
+    });
+    let run = run(&fake, release("")).await;
+    (fake, run)
+}
+
+#[tokio::test(start_paused = true)]
+async fn weights_changed_by_hand_during_a_stage_stop_the_release_at_the_next_round() {
+    let (fake, run) = edited_by_hand(|world| world.weight = 0).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Error));
+    assert_eq!(run.took, Duration::from_secs(5 + 60), "seen at the round after the edit, not overridden");
+    let detail = run.events.iter().find_map(|event| match event {
+        Event::RollingBack { detail, .. } => Some(detail.clone()),
+        _ => None,
+    });
+    assert!(detail.unwrap().contains("the route changed under the release"));
+    assert!(fake.world().route_pristine);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_new_deployment_scaled_to_zero_by_hand_stops_the_release() {
+    let (_fake, run) = edited_by_hand(|world| {
+        world.deployments.insert("reviews-v2".into(), DeploymentState::ScaledToZero);
+    })
+    .await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Error));
+    let detail = run.events.iter().find_map(|event| match event {
+        Event::RollingBack { detail, .. } => Some(detail.clone()),
+        _ => None,
+    });
+    assert!(detail.unwrap().contains("Deployment reviews-v2 was scaled to 0"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_approval_stage_stops_and_approve_finishes_the_release() {
     let fake = Fake::new();

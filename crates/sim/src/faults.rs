@@ -19,7 +19,8 @@ pub struct FaultSettings {
     pub retry_after_seconds: u64,
     /// Latency added to every request, in milliseconds.
     pub latency_milliseconds: u64,
-    /// Writes (PUT, PATCH) answered `409 Conflict` as if the object had changed.
+    /// Writes with a resourceVersion precondition (PUT, PATCH) answered `409 Conflict` as if the object had changed
+    /// (a real API server retries unconditional writes itself).
     pub conflict_rate: f64,
     /// Watch streams end after this many seconds (clients must resume).
     pub cut_watches_after_seconds: Option<f64>,
@@ -61,7 +62,7 @@ impl Faults {
     }
 
     /// Decides the fault for a request, after waiting the added latency.
-    pub async fn before_request(&self, is_write: bool) -> Injected {
+    pub async fn before_request(&self, is_guarded_write: bool) -> Injected {
         let settings = self.settings();
         if settings.latency_milliseconds > 0 {
             tokio::time::sleep(Duration::from_millis(settings.latency_milliseconds)).await;
@@ -71,7 +72,7 @@ impl Faults {
             Injected::ServerError
         } else if roll(settings.throttle_rate) {
             Injected::Throttle(settings.retry_after_seconds.max(1))
-        } else if is_write && roll(settings.conflict_rate) {
+        } else if is_guarded_write && roll(settings.conflict_rate) {
             Injected::Conflict
         } else {
             Injected::None

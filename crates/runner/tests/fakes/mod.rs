@@ -95,8 +95,11 @@ impl Workloads for Fake {
         Ok(())
     }
 
-    async fn exists(&self, deployment: &str) -> Result<bool, PortError> {
-        Ok(self.world().deployments.contains_key(deployment))
+    async fn desired_replicas(&self, deployment: &str) -> Result<Option<u32>, PortError> {
+        Ok(self.world().deployments.get(deployment).map(|state| match state {
+            DeploymentState::ScaledToZero => 0,
+            _ => 2,
+        }))
     }
 
     async fn retire(&self, deployment: &str, policy: CleanupPolicy) -> Result<(), PortError> {

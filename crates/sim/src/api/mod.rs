@@ -52,6 +52,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
+/// Whether a write carries a resourceVersion precondition (a PUT or merge patch naming `metadata.resourceVersion`, a
+/// JSON patch testing it). Only those can fail with "the object has been modified" on a real API server, which
+/// retries unconditional updates and patches itself.
+fn has_precondition(body: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Array(operations)) => {
+            operations.iter().any(|operation| operation["path"] == "/metadata/resourceVersion")
+        }
+        Ok(object) => object
+            .pointer("/metadata/resourceVersion")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|version| !version.is_empty()),
+        Err(_) => false,
+    }
+}
+
 async fn handle(
     State(state): State<Arc<ApiState>>,
     method: Method,
@@ -68,8 +84,8 @@ async fn handle(
         Ok(query) => query,
         Err(error) => return error_response(&error),
     };
-    let is_write = matches!(method, Method::PUT | Method::PATCH);
-    match state.faults.before_request(is_write).await {
+    let is_guarded_write = matches!(method, Method::PUT | Method::PATCH) && has_precondition(&body);
+    match state.faults.before_request(is_guarded_write).await {
         Injected::None => {}
         Injected::ServerError => return error_response(&ApiError::internal("fledge-sim: injected fault")),
         Injected::Throttle(seconds) => return error_response(&ApiError::too_many_requests(seconds)),

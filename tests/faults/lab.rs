@@ -1,0 +1,261 @@
+//! One case's world: a simulated cluster of its own with bookinfo in a namespace of its own (`bookinfo-NN`), so
+//! that one Prometheus can scrape every case's mesh without their series meeting; and the invariant every case
+//! ends with.
+
+use crate::support::{Finished, Running, spawn_fledge};
+use fledge_sim::faults::FaultSettings;
+use fledge_sim::resources::{CONFIG_MAPS, DEPLOYMENTS, DESTINATION_RULES, LEASES, PODS, VIRTUAL_SERVICES};
+use fledge_sim::scenario::Scenario;
+use fledge_sim::store::WriteScope;
+use fledge_sim::{Sim, SimConfig};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The service every case releases, and the name of its run record and lock.
+const SERVICE: &str = "reviews";
+const STATE_OBJECT: &str = "fledge-release-reviews";
+
+/// A case's simulated cluster.
+pub(crate) struct Lab {
+    pub(crate) number: usize,
+    pub(crate) namespace: String,
+    pub(crate) sim: Sim,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// A simulator with bookinfo in namespace `bookinfo-NN`, serving its mesh's metrics on `metrics_address` (port
+    /// 0: any), where the matrix's Prometheus scrapes one lab after another.
+    pub(crate) async fn start(number: usize, metrics_address: std::net::SocketAddr) -> Lab {
+        let namespace = format!("bookinfo-{number:02}");
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sim/bookinfo.yaml"))
+                .expect("the bookinfo scenario is readable");
+        let text = text
+            .replace("namespace: bookinfo", &format!("namespace: {namespace}"))
+            .replace("name: bookinfo\n", &format!("name: {namespace}\n"));
+        let scenario = Scenario::parse(&text).expect("the bookinfo scenario parses");
+        let sim = Sim::start(SimConfig { scenario, metrics_address, ..SimConfig::default() })
+            .await
+            .expect("the simulator starts");
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
+        Lab { number, namespace, sim, kubeconfig, dir }
+    }
+
+    /// The `host:port` Prometheus scrapes for this lab's mesh.
+    pub(crate) fn metrics_target(&self) -> String {
+        self.sim.metrics_url().trim_start_matches("http://").trim_end_matches("/metrics").to_owned()
+    }
+
+    /// A time-compressed release of `reviews` `version` with image tag `tag`: two 6 s stages, 3 s rounds.
+    pub(crate) fn manifest(
+        &self,
+        version: &str,
+        tag: &str,
+        prometheus: &str,
+        customize: impl FnOnce(String) -> String,
+    ) -> PathBuf {
+        let text = format!(
+            r#"apiVersion: fledge/v1
+kind: Release
+service: {{name: reviews, namespace: {namespace}, version: {version}}}
+deploy: {{image: "registry.example.com/bookinfo/reviews:{tag}", replicas: 2}}
+gate: {{stableFor: 2s, timeout: 1m}}
+prometheus: {{url: "{prometheus}"}}
+analysis:
+  interval: 3s
+  minRequests: 5
+  metrics:
+    - {{builtin: success-rate, min: 99, window: 9s}}
+    - {{builtin: latency-p99, max: 500, window: 9s}}
+stages:
+  - {{weight: 20, duration: 6s}}
+  - {{weight: 50, duration: 6s}}
+promote: {{scaleDownDelay: 2s}}
+"#,
+            namespace = self.namespace
+        );
+        let path = self.dir.path().join(format!("{version}-{tag}.yaml"));
+        std::fs::write(&path, customize(text)).unwrap();
+        path
+    }
+
+    /// `fledge ARGS MANIFEST` against this lab, running.
+    pub(crate) fn spawn(&self, args: &[&str], manifest: &Path) -> Running {
+        spawn_fledge(args, manifest, &self.kubeconfig, &self.dir.path().join("step-summary.md"))
+    }
+
+    /// `fledge ARGS MANIFEST` to its end.
+    pub(crate) async fn fledge(&self, args: &[&str], manifest: &Path) -> Finished {
+        self.spawn(args, manifest).finish().await
+    }
+
+    /// `fledge run MANIFEST` again and again while the lock of a killed run has not expired (exit 5), at most 40 s.
+    pub(crate) async fn run_until_unlocked(&self, manifest: &Path) -> Finished {
+        let started = tokio::time::Instant::now();
+        loop {
+            let finished = self.fledge(&["run"], manifest).await;
+            if finished.code != 5 || started.elapsed() > Duration::from_secs(40) {
+                return finished;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Sets the simulated API server's faults.
+    pub(crate) fn set_faults(&self, faults: FaultSettings) {
+        self.sim.faults().set(faults);
+    }
+
+    fn object(&self, resource: fledge_sim::resources::ResourceId, name: &str) -> Option<Value> {
+        self.sim.store().get(resource, &self.namespace, name).map(|object| (*object).clone())
+    }
+
+    /// The VirtualService `reviews`.
+    pub(crate) fn virtual_service(&self) -> Value {
+        self.object(VIRTUAL_SERVICES, SERVICE).expect("the VirtualService exists")
+    }
+
+    /// The run record fledge keeps, parsed.
+    pub(crate) fn record(&self) -> Option<Value> {
+        let config_map = self.object(CONFIG_MAPS, STATE_OBJECT)?;
+        serde_json::from_str(config_map["data"]["record"].as_str()?).ok()
+    }
+
+    /// The record's phase: `stage 0`, `gate`, `rolling-back`, or `none` without a record.
+    pub(crate) fn phase(&self) -> String {
+        match self.record() {
+            None => "none".to_owned(),
+            Some(record) => match record["phase"]["index"].as_u64() {
+                Some(index) => format!("{} {index}", record["phase"]["phase"].as_str().unwrap_or_default()),
+                None => record["phase"]["phase"].as_str().unwrap_or_default().to_owned(),
+            },
+        }
+    }
+
+    /// The lock's holder, when held.
+    pub(crate) fn lock_holder(&self) -> Option<String> {
+        let lease = self.object(LEASES, STATE_OBJECT)?;
+        lease["spec"]["holderIdentity"].as_str().filter(|holder| !holder.is_empty()).map(str::to_owned)
+    }
+
+    /// Waits until `ready` holds of the lab, polling every 20 ms; an error names `what` after `deadline`.
+    pub(crate) async fn until(
+        &self,
+        what: &str,
+        deadline: Duration,
+        ready: impl Fn(&Lab) -> bool,
+    ) -> Result<(), String> {
+        let started = tokio::time::Instant::now();
+        while !ready(self) {
+            if started.elapsed() > deadline {
+                return Err(format!("{what} did not happen within {deadline:?} (phase: {})", self.phase()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Changes an object as a person with kubectl would.
+    pub(crate) fn edit(
+        &self,
+        resource: fledge_sim::resources::ResourceId,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) {
+        self.sim
+            .store()
+            .modify(resource, &self.namespace, name, WriteScope::Main, Some("kubectl-edit"), |object| {
+                change(object);
+                Ok(())
+            })
+            .expect("the hand edit is accepted");
+    }
+
+    /// Deletes an object as a person with kubectl would.
+    pub(crate) fn delete(&self, resource: fledge_sim::resources::ResourceId, name: &str) {
+        self.sim.store().remove(resource, &self.namespace, name);
+    }
+
+    /// Checks what must hold when a case ends; `expected` is how the VirtualService must look (the original, with
+    /// the live version's subset and any hand edit of fields fledge does not own). Returns every violation.
+    pub(crate) fn invariant(&self, live: &str, expected: &Value) -> Vec<String> {
+        let mut violations = Vec::new();
+        let store = self.sim.store();
+        let service = self.virtual_service();
+        if service["spec"] != expected["spec"] {
+            violations.push(format!(
+                "the VirtualService is not as expected: {} (expected {})",
+                service["spec"]["http"], expected["spec"]["http"]
+            ));
+        }
+        for key in ["labels", "annotations"] {
+            if service["metadata"][key] != expected["metadata"][key] {
+                violations.push(format!("the VirtualService's {key} changed: {}", service["metadata"][key]));
+            }
+        }
+        let rule = self.object(DESTINATION_RULES, SERVICE).expect("the DestinationRule exists");
+        let subsets: Vec<&str> =
+            rule["spec"]["subsets"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
+        if subsets != [live] {
+            violations.push(format!("the DestinationRule's subsets are {subsets:?}, expected only {live}"));
+        }
+        let live_deployment = format!("{SERVICE}-{live}");
+        let (deployments, _) = store.list(DEPLOYMENTS, Some(&self.namespace), |_| true);
+        let mut live_found = false;
+        for deployment in &deployments {
+            let name = deployment["metadata"]["name"].as_str().unwrap_or_default();
+            let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+            if name == live_deployment {
+                live_found = true;
+                let ready = deployment["status"]["readyReplicas"].as_i64().unwrap_or(0);
+                if replicas < 1 || ready != replicas {
+                    violations.push(format!("{name} has {ready} of {replicas} replicas Ready"));
+                }
+            } else if replicas > 0 {
+                violations.push(format!("{name} is orphaned: {replicas} replicas beside the live {live_deployment}"));
+            }
+        }
+        if !live_found {
+            violations.push(format!("the live Deployment {live_deployment} is missing"));
+        }
+        let (pods, _) = store.list(PODS, Some(&self.namespace), |pod| {
+            pod["metadata"]["labels"]["version"] == live && pod["metadata"]["deletionTimestamp"].is_null()
+        });
+        let unready = pods
+            .iter()
+            .filter(|pod| {
+                !pod["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|condition| condition["type"] == "Ready" && condition["status"] == "True")
+            })
+            .count();
+        if pods.is_empty() || unready > 0 {
+            violations.push(format!("{unready} of the {} pods of {live} are not Ready", pods.len()));
+        }
+        if let Some(holder) = self.lock_holder() {
+            violations.push(format!("the lock is still held by {holder}"));
+        }
+        if let Some(record) = self.record()
+            && record["phase"]["phase"] != "done"
+        {
+            violations.push(format!("the run record is open: phase {}", self.phase()));
+        }
+        violations
+    }
+}
+
+/// The VirtualService `original` with its managed route sending everything to `live`.
+pub(crate) fn routed_to(original: &Value, live: &str) -> Value {
+    let mut expected = original.clone();
+    if let Some(route) = expected.pointer_mut("/spec/http/0/route/0/destination/subset") {
+        *route = Value::from(live);
+    }
+    expected
+}
