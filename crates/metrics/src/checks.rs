@@ -228,6 +228,12 @@ impl Analyzer {
             Answer::One(value) if value.is_nan() => {
                 Ok(Measured::NoData(format!("the query returned NaN for {} (nothing to divide?)", workload.deployment)))
             }
+            // An infinity is no measurement (a division by zero): it must not meet a threshold like `min: 99`.
+            Answer::One(value) if value.is_infinite() => Ok(Measured::NoData(format!(
+                "the query returned {} for {} (a division by zero?)",
+                if value > 0.0 { "+Inf" } else { "-Inf" },
+                workload.deployment
+            ))),
             Answer::One(value) => Ok(Measured::Value(value)),
             Answer::Several(series) => Err(QueryError::SeveralSeries { series }),
         }

@@ -312,3 +312,83 @@ fn evicted_and_terminating_pods_are_not_the_versions_failure() {
     let assessment = assessor.assess(Instant::now(), Some(&deployment(1, 0)), &[evicted]);
     assert!(matches!(assessment, Assessment::Waiting(_)), "{assessment:?}");
 }
+
+/// One pod's state in a generated sequence.
+#[derive(Clone, Copy, Debug)]
+enum PodState {
+    Ready,
+    RunningNotReady,
+    CrashLoop,
+    ImagePull,
+    Creating,
+    OomKilled,
+    Unschedulable,
+}
+
+fn pod_in(name: &str, state: PodState, restarts: i32) -> Arc<Pod> {
+    let app = |state: Value, ready: bool| vec![container("reviews", state, restarts, ready)];
+    match state {
+        PodState::Ready => pod(name, true, app(running(), true), json!({})),
+        PodState::RunningNotReady => pod(name, false, app(running(), false), json!({})),
+        PodState::CrashLoop => pod(name, false, app(waiting("CrashLoopBackOff", "back-off 10s"), false), json!({})),
+        PodState::ImagePull => pod(name, false, app(waiting("ImagePullBackOff", "Back-off pulling"), false), json!({})),
+        PodState::Creating => pod(name, false, app(waiting("ContainerCreating", ""), false), json!({})),
+        PodState::OomKilled => {
+            pod(name, false, app(json!({ "terminated": { "reason": "OOMKilled", "exitCode": 137 } }), false), json!({}))
+        }
+        PodState::Unschedulable => pod(
+            name,
+            false,
+            vec![],
+            json!({ "phase": "Pending", "conditions": [
+                { "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes" }
+            ] }),
+        ),
+    }
+}
+
+/// One observation: how far time moved, the two pods (or none), and the Deployment's Ready count (or no Deployment).
+type Step = (u64, Option<[(PodState, i32); 2]>, Option<i32>);
+
+fn steps() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+    use proptest::prelude::*;
+    let state = prop_oneof![
+        6 => Just(PodState::Ready),
+        1 => Just(PodState::RunningNotReady),
+        1 => Just(PodState::CrashLoop),
+        1 => Just(PodState::ImagePull),
+        1 => Just(PodState::Creating),
+        1 => Just(PodState::OomKilled),
+        1 => Just(PodState::Unschedulable),
+    ];
+    let pod = (state, 0..3i32);
+    let step = (0u64..15, prop::option::weighted(0.9, [pod.clone(), pod]), prop::option::weighted(0.9, 0..=2i32));
+    prop::collection::vec(step, 1..30)
+}
+
+proptest::proptest! {
+    /// Whatever the pods go through, the gate never panics, and it says Healthy only when both pods and the
+    /// Deployment are Ready now and both pods have been Ready for `stableFor` without a break.
+    #[test]
+    fn no_pod_sequence_panics_or_is_healthy_without_stable_ready_pods(steps in steps()) {
+        let mut assessor = Assessor::new(policy(), started());
+        let start = Instant::now();
+        let mut now = start;
+        let mut all_ready_since: Option<Instant> = None;
+        for (advance, pods, ready_replicas) in steps {
+            now += Duration::from_secs(advance);
+            let pods: Vec<Arc<Pod>> = pods
+                .map(|pods| pods.iter().zip(["a", "b"]).map(|((state, restarts), name)| pod_in(name, *state, *restarts)).collect())
+                .unwrap_or_default();
+            let all_ready = pods.len() == 2 && pods.iter().all(|pod| is_ready(pod));
+            all_ready_since = if all_ready { all_ready_since.or(Some(now)) } else { None };
+            let deployment = ready_replicas.map(|ready| deployment(2, ready));
+            let assessment = assessor.assess(now, deployment.as_ref(), &pods);
+            if assessment == Assessment::Healthy {
+                proptest::prop_assert!(ready_replicas == Some(2), "healthy with {ready_replicas:?} Ready replicas");
+                let since = all_ready_since.expect("healthy only with both pods Ready");
+                proptest::prop_assert!(now.duration_since(since) >= policy().stable_for, "healthy before stableFor");
+            }
+        }
+    }
+}
