@@ -137,8 +137,13 @@ impl Sim {
             .local_addr()
             .map_err(|source| StartError::Listen { address: config.metrics_address, source })?;
         let logs: Arc<dyn PodLogs> = cluster.clone();
-        let state =
-            Arc::new(ApiState { store: store.clone(), faults: faults.clone(), logs, requests: Default::default() });
+        let state = Arc::new(ApiState {
+            store: store.clone(),
+            faults: faults.clone(),
+            logs,
+            requests: Default::default(),
+            expired_watches: Default::default(),
+        });
         let (shutdown, mut stopped) = watch::channel(false);
         let controllers = tokio::spawn(cluster.run(shutdown.subscribe()));
         let traffic = tokio::spawn(mesh.clone().run(shutdown.subscribe()));
@@ -206,6 +211,11 @@ impl Sim {
     /// Kubernetes API requests served so far (each watch counts once; `/sim/` admin requests are not counted).
     pub fn requests_served(&self) -> u64 {
         self.api.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Watches answered 410 Gone so far, because the revision they resumed from was compacted away.
+    pub fn expired_watches(&self) -> u64 {
+        self.api.expired_watches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the pods of `workload` (a Deployment name) in `namespace` served through the mesh so far.

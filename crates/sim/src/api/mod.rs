@@ -45,6 +45,8 @@ pub struct ApiState {
     pub logs: Arc<dyn PodLogs>,
     /// Kubernetes API requests served (the admin paths under `/sim/` are not counted).
     pub requests: std::sync::atomic::AtomicU64,
+    /// Watches answered 410 Gone (their resourceVersion was compacted away).
+    pub expired_watches: std::sync::atomic::AtomicU64,
 }
 
 /// The router serving every path.

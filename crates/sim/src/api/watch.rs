@@ -82,6 +82,9 @@ pub(super) async fn serve(context: &RequestContext<'_>) -> Result<Response, ApiE
     };
 
     let replay = store.watch(since);
+    if replay.is_err() {
+        context.state.expired_watches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let lifetime = [query.timeout_seconds.map(Duration::from_secs), context.state.faults.watch_lifetime()]
         .into_iter()
         .flatten()
