@@ -273,14 +273,6 @@ impl Running {
         }
     }
 
-    /// True when an event named `name` was written so far (reads what is there without waiting).
-    pub fn has_seen(&mut self, name: &str) -> bool {
-        while let Ok(line) = self.lines.try_recv() {
-            self.seen.push(line);
-        }
-        self.seen.iter().any(|line| serde_json::from_str::<Value>(line).is_ok_and(|event| event["event"] == name))
-    }
-
     /// Sends a signal to the process.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running").to_string();

@@ -55,7 +55,7 @@ impl ApiFault {
             ApiFault::Latency => "300 ms added to every API request",
             ApiFault::CutWatches => "watch streams cut every 2 s",
             ApiFault::Gone => "watches cut every 0.3 s and the history compacted: resumes get 410 Gone",
-            ApiFault::Conflicts => "30% of writes answered 409 Conflict",
+            ApiFault::Conflicts => "30% of guarded writes (those carrying a resourceVersion) answered 409 Conflict",
             ApiFault::All => "all of these at once, at lower rates",
         }
     }
@@ -218,7 +218,7 @@ pub(crate) fn all() -> Vec<Case> {
     );
     add(
         "prometheus down for good".into(),
-        "Prometheus stopped during stage 1 for good: rolled back once queryErrorLimit is exceeded (11)".into(),
+        "Prometheus stopped during stage 1 for good: rolled back when errored rounds reach queryErrorLimit (11)".into(),
         Script::PrometheusOutage { seconds: None, expect: 11 },
     );
     add(
@@ -254,6 +254,16 @@ pub(crate) struct Observed {
 }
 
 impl Observed {
+    /// A case that failed before it could run.
+    pub(crate) fn failed(problem: String) -> Observed {
+        Observed { problems: vec![problem], ..Observed::default() }
+    }
+
+    /// Every expectation held and the invariant was checked.
+    pub(crate) fn passed(&self) -> bool {
+        self.invariant_checked && self.problems.is_empty()
+    }
+
     fn expect_code(&mut self, what: &str, finished: &crate::support::Finished, expected: i32) {
         self.codes.push(finished.code);
         if finished.code != expected {
@@ -312,23 +322,20 @@ async fn release(
 ) -> Result<(), String> {
     let original = lab.virtual_service();
     let manifest = lab.manifest("v2", tag, prometheus, strict);
-    let compaction = faults.filter(|fault| *fault == ApiFault::Gone).map(|_| {
+    let _compaction = faults.filter(|fault| *fault == ApiFault::Gone).map(|_| {
         let store = lab.sim.store().clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 store.compact();
             }
-        })
+        }))
     });
     if let Some(fault) = faults {
         lab.set_faults(fault.settings());
     }
     let finished = lab.fledge(&["run"], &manifest).await;
     lab.set_faults(FaultSettings::default());
-    if let Some(task) = compaction {
-        task.abort();
-    }
     observed.expect_code("the release", &finished, expect);
     observed.invariant(lab, live_after(expect), &routed_to(&original, live_after(expect)));
     if faults == Some(ApiFault::Gone) && lab.sim.expired_watches() == 0 {
@@ -337,19 +344,35 @@ async fn release(
     Ok(())
 }
 
-/// Waits until the release is in `phase`.
-async fn reach(lab: &Lab, running: &mut crate::support::Running, phase: Phase) -> Result<(), String> {
-    let deadline = Duration::from_secs(90);
+/// Whether the release is in `phase` now, by its run record (preflight: the lock is taken, no record yet).
+fn is_in(lab: &Lab, phase: Phase) -> bool {
     match phase.recorded() {
-        None => lab.until("preflight", deadline, |lab| lab.lock_holder().is_some() && lab.record().is_none()).await,
-        Some(recorded) => lab.until(&phase.name(), deadline, |lab| lab.phase() == recorded).await,
-    }?;
-    if running.child.try_wait().ok().flatten().is_some() {
-        return Err(format!("fledge ended before the signal in {}", phase.name()));
+        None => lab.lock_holder().is_some() && lab.record().is_none(),
+        Some(recorded) => lab.phase() == recorded,
     }
+}
+
+/// A background task that ends with its owner (also when a case times out).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits until the release is in `phase`; for a stage, a second into it (its weight set, a round under way). Fails
+/// when fledge ended first, or when the phase is over by the time the wait ends.
+async fn reach(lab: &Lab, running: &mut crate::support::Running, phase: Phase) -> Result<(), String> {
+    lab.until(&phase.name(), Duration::from_secs(90), |lab| is_in(lab, phase)).await?;
     if let Phase::Stage(_) = phase {
-        // Into the stage: its weight set and a round under way.
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if running.child.try_wait().ok().flatten().is_some() {
+        return Err(format!("fledge ended before it could be interrupted in {}", phase.name()));
+    }
+    if !is_in(lab, phase) {
+        return Err(format!("{} was over before the interruption (phase: {})", phase.name(), lab.phase()));
     }
     Ok(())
 }
@@ -368,7 +391,9 @@ async fn signal_case(
     lab.set_faults(FaultSettings { latency_milliseconds: 250, ..FaultSettings::default() });
     let mut running = lab.spawn(&["run"], &manifest);
     let reached = reach(lab, &mut running, phase).await;
-    running.signal(if signal == Signal::Kill { "KILL" } else { "TERM" });
+    if reached.is_ok() {
+        running.signal(if signal == Signal::Kill { "KILL" } else { "TERM" });
+    }
     let first = running.finish().await;
     lab.set_faults(FaultSettings::default());
     reached?;
@@ -404,7 +429,7 @@ async fn outage(lab: &Lab, seconds: Option<u64>, expect: i32, observed: &mut Obs
     let mut prometheus = TestPrometheus::start(&[&lab.metrics_target()]).await;
     crate::wait_for_traffic(&prometheus.url, &[lab.namespace.as_str()]).await;
     let manifest = lab.manifest("v2", HEALTHY, &prometheus.url, |text| match seconds {
-        // A short outage is tolerated: up to 5 errored rounds; for good, the default limit (3) rolls back.
+        // A short outage is tolerated: 4 errored rounds in a row; for good, the default limit (3 in a row) rolls back.
         Some(_) => text.replace("  interval: 3s\n", "  interval: 3s\n  queryErrorLimit: 5\n"),
         None => text,
     });
@@ -419,15 +444,27 @@ async fn outage(lab: &Lab, seconds: Option<u64>, expect: i32, observed: &mut Obs
     reached?;
     observed.expect_code("the release", &finished, expect);
     observed.invariant(lab, live_after(expect), &routed_to(&original, live_after(expect)));
+    let verdicts: Vec<&str> = finished
+        .events
+        .iter()
+        .filter(|event| event["event"] == "round")
+        .filter_map(|event| event["round"]["verdict"].as_str())
+        .collect();
+    let first_error = verdicts.iter().position(|verdict| *verdict == "errored");
+    match (first_error, seconds) {
+        (None, _) => observed.problems.push(format!("no round errored during the outage: {verdicts:?}")),
+        (Some(at), Some(_)) if !verdicts[at..].contains(&"passed") => {
+            observed.problems.push(format!("no round passed after Prometheus came back: {verdicts:?}"));
+        }
+        _ => {}
+    }
     Ok(())
 }
 
 async fn unreachable(lab: &Lab, observed: &mut Observed) -> Result<(), String> {
     let original = lab.virtual_service();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let manifest = lab.manifest("v2", HEALTHY, &url, |text| text);
+    // Port 1: nothing listens there, and no test server is given a port below the ephemeral range.
+    let manifest = lab.manifest("v2", HEALTHY, "http://127.0.0.1:1", |text| text);
     let finished = lab.fledge(&["run"], &manifest).await;
     observed.expect_code("the release", &finished, 3);
     observed.invariant(lab, "v1", &original);

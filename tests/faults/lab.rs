@@ -28,7 +28,7 @@ pub(crate) struct Lab {
 impl Lab {
     /// A simulator with bookinfo in namespace `bookinfo-NN`, serving its mesh's metrics on `metrics_address` (port
     /// 0: any), where the matrix's Prometheus scrapes one lab after another.
-    pub(crate) async fn start(number: usize, metrics_address: std::net::SocketAddr) -> Lab {
+    pub(crate) async fn start(number: usize, metrics_address: std::net::SocketAddr) -> Result<Lab, String> {
         let namespace = format!("bookinfo-{number:02}");
         let text =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sim/bookinfo.yaml"))
@@ -39,11 +39,25 @@ impl Lab {
         let scenario = Scenario::parse(&text).expect("the bookinfo scenario parses");
         let sim = Sim::start(SimConfig { scenario, metrics_address, ..SimConfig::default() })
             .await
-            .expect("the simulator starts");
+            .map_err(|error| format!("the simulator did not start: {error}"))?;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
-        Lab { number, namespace, sim, kubeconfig, dir }
+        Ok(Lab { number, namespace, sim, kubeconfig, dir })
+    }
+
+    /// [`Lab::start`], tried again for up to 5 s while the slot's port is still held by the previous case's
+    /// simulator.
+    pub(crate) async fn start_on_slot(number: usize, metrics_address: std::net::SocketAddr) -> Result<Lab, String> {
+        let mut attempts = 0;
+        loop {
+            match Lab::start(number, metrics_address).await {
+                Ok(lab) => return Ok(lab),
+                Err(error) if attempts >= 50 => return Err(error),
+                Err(_) => attempts += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The `host:port` Prometheus scrapes for this lab's mesh.

@@ -80,10 +80,12 @@ fn print_table(rows: &[Row]) {
     for row in rows {
         let codes: Vec<String> = row.observed.codes.iter().map(ToString::to_string).collect();
         let verdict = row.observed.codes.last().map_or("none", |code| outcome_name(*code));
-        let invariant = match (row.observed.invariant_checked, row.observed.problems.is_empty()) {
-            (true, true) => "holds",
-            (_, false) => "FAILED",
-            (false, true) => "not checked",
+        let invariant = if !row.observed.invariant_checked {
+            "not checked"
+        } else if row.observed.problems.is_empty() {
+            "holds"
+        } else {
+            "FAILED"
         };
         println!(
             "| {} | {} | {verdict} | {} | {invariant} | {:.0} s |",
@@ -93,7 +95,7 @@ fn print_table(rows: &[Row]) {
             row.elapsed.as_secs_f64()
         );
     }
-    for row in rows.iter().filter(|row| !row.observed.problems.is_empty()) {
+    for row in rows.iter().filter(|row| !row.observed.passed()) {
         println!("\n{}:", row.name);
         for problem in &row.observed.problems {
             println!("  - {problem}");
@@ -101,26 +103,55 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// Runs one case on its lab, then shuts the lab down (freeing the slot's port).
+/// Runs one case on its lab in a task of its own (a panic fails the case, not the matrix), then shuts the lab down
+/// (freeing the slot's port).
 async fn run_case(lab: Lab, case: Case, prometheus: &str) -> Row {
     let start = Instant::now();
-    wait_for_traffic(prometheus, &[lab.namespace.as_str()]).await;
-    let observed = match tokio::time::timeout(CASE_DEADLINE, cases::run(case.script, &lab, prometheus)).await {
-        Ok(observed) => observed,
-        Err(_) => Observed {
-            problems: vec![format!("the case did not finish within {CASE_DEADLINE:?}")],
-            ..Observed::default()
-        },
+    let number = lab.number;
+    let lab = Arc::new(lab);
+    let task = {
+        let (lab, url, script) = (lab.clone(), prometheus.to_owned(), case.script);
+        tokio::spawn(async move {
+            wait_for_traffic(&url, &[lab.namespace.as_str()]).await;
+            cases::run(script, &lab, &url).await
+        })
+    };
+    let abort = task.abort_handle();
+    let observed = match tokio::time::timeout(CASE_DEADLINE, task).await {
+        Ok(Ok(observed)) => observed,
+        Ok(Err(error)) => Observed::failed(format!("the case panicked: {}", panic_message(error))),
+        Err(_) => {
+            abort.abort();
+            Observed::failed(format!("the case did not finish within {CASE_DEADLINE:?}"))
+        }
     };
     let elapsed = start.elapsed();
-    eprintln!(
-        "{} {} ({:.0} s)",
-        if observed.problems.is_empty() { "passed" } else { "FAILED" },
-        case.name,
-        elapsed.as_secs_f64()
-    );
-    lab.sim.shutdown().await;
-    Row { number: lab.number, name: case.name, proves: case.proves, observed, elapsed }
+    eprintln!("{} {} ({:.0} s)", if observed.passed() { "passed" } else { "FAILED" }, case.name, elapsed.as_secs_f64());
+    // An aborted task lets go of the lab when it is dropped; give it a moment.
+    let mut lab = lab;
+    for _ in 0..50 {
+        match Arc::try_unwrap(lab) {
+            Ok(owned) => {
+                owned.sim.shutdown().await;
+                break;
+            }
+            Err(shared) => lab = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Row { number, name: case.name, proves: case.proves, observed, elapsed }
+}
+
+/// What a panicking case said.
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(panic) => panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+            .unwrap_or_else(|| "a panic without a message".into()),
+        Err(error) => error.to_string(),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -140,7 +171,8 @@ async fn main() -> ExitCode {
     while first_labs.len() < PARALLEL
         && let Some((number, case)) = queue.pop_front()
     {
-        let lab = Lab::start(number, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await;
+        let lab =
+            Lab::start(number, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a simulator starts");
         first_labs.push((lab, case));
     }
     let targets: Vec<String> = first_labs.iter().map(|(lab, _)| lab.metrics_target()).collect();
@@ -162,7 +194,16 @@ async fn main() -> ExitCode {
             loop {
                 let next = queue.lock().unwrap().pop_front();
                 let Some((number, case)) = next else { return rows };
-                rows.push(run_case(Lab::start(number, address).await, case, &url).await);
+                match Lab::start_on_slot(number, address).await {
+                    Ok(lab) => rows.push(run_case(lab, case, &url).await),
+                    Err(error) => rows.push(Row {
+                        number,
+                        name: case.name,
+                        proves: case.proves,
+                        observed: Observed::failed(error),
+                        elapsed: Duration::ZERO,
+                    }),
+                }
             }
         }));
     }
@@ -172,7 +213,7 @@ async fn main() -> ExitCode {
     }
     rows.sort_by_key(|row| row.number);
     print_table(&rows);
-    let failed = rows.iter().filter(|row| !row.observed.problems.is_empty()).count();
+    let failed = rows.iter().filter(|row| !row.observed.passed()).count();
     println!("\n{} passed, {failed} failed ({:.0} s)", rows.len() - failed, started.elapsed().as_secs_f64());
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -143,3 +143,34 @@ async fn injected_faults_are_real_error_responses_and_can_be_changed_at_run_time
     let unknown = http("PUT", "/sim/faults", r#"{"nonsense": 1}"#).await;
     assert!(String::from_utf8_lossy(&unknown.stdout).starts_with("HTTP/1.1 400"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_patch_naming_a_stale_resource_version_conflicts_and_injected_conflicts_spare_unguarded_writes() {
+    let cluster = TestCluster::start(NAMESPACE_SCENARIO).await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "watched");
+    let config_map: ConfigMap =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": "c" }, "data": { "a": "1" } })).unwrap();
+    let created = api.create(&PostParams::default(), &config_map).await.unwrap();
+    let stale = created.metadata.resource_version.clone().unwrap();
+    let merge = |value: &str, version: Option<&str>| {
+        let mut patch = serde_json::json!({ "data": { "a": value } });
+        if let Some(version) = version {
+            patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+        }
+        patch
+    };
+    let params = kube::api::PatchParams::default();
+    api.patch("c", &params, &kube::api::Patch::Merge(&merge("2", Some(&stale)))).await.unwrap();
+    let error = api.patch("c", &params, &kube::api::Patch::Merge(&merge("3", Some(&stale)))).await.unwrap_err();
+    assert!(matches!(&error, kube::Error::Api(status) if status.code == 409), "{error:?}");
+    assert_eq!(api.get("c").await.unwrap().data.unwrap()["a"], "2", "the stale write was refused");
+
+    // Every guarded write conflicts; unguarded ones never do (a real API server retries those itself).
+    cluster.sim.faults().set(fledge_sim::faults::FaultSettings { conflict_rate: 1.0, ..Default::default() });
+    for value in ["4", "5", "6"] {
+        api.patch("c", &params, &kube::api::Patch::Merge(&merge(value, None))).await.unwrap();
+    }
+    let current = api.get("c").await.unwrap().metadata.resource_version.unwrap();
+    let error = api.patch("c", &params, &kube::api::Patch::Merge(&merge("7", Some(&current)))).await.unwrap_err();
+    assert!(matches!(&error, kube::Error::Api(status) if status.code == 409), "{error:?}");
+}

@@ -227,7 +227,15 @@ fn patch(context: &RequestContext<'_>, body: &[u8], subresource: Option<Subresou
     let manager = context.manager();
     let patched =
         store.modify(context.resource(), context.namespace(), context.name(), scope, Some(&manager), |current| {
-            *current = patch::apply_patch(current, patch_type, body)?;
+            let patched = patch::apply_patch(current, patch_type, body)?;
+            // A patch that sets metadata.resourceVersion makes it a precondition, as on a real API server.
+            let expected = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+            if expected.is_some_and(|expected| !expected.is_empty())
+                && expected != current.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            {
+                return Err(ApiError::conflict(resource_type, context.name()));
+            }
+            *current = patched;
             Ok(())
         })?;
     Ok(json_response(StatusCode::OK, &context.versioned(&patched)))
