@@ -218,7 +218,9 @@ async fn check_reports(world: &World, json: &std::path::Path, junit: &std::path:
     assert_eq!(report["gate"]["healthy"], true);
     assert_eq!(report["stages"][0]["result"], "failed");
     assert_eq!(report["stages"][0]["weight"], 20);
-    let check = &report["stages"][0]["rounds"][0]["checks"][0];
+    // The round that rolled back is the stage's last (an earlier one may pass on a handful of lucky requests).
+    let rounds = report["stages"][0]["rounds"].as_array().expect("the stage's rounds");
+    let check = &rounds.last().expect("at least one round")["checks"][0];
     assert_eq!((check["name"].as_str(), check["verdict"].as_str()), (Some("success-rate"), Some("fail")));
     assert!(check["value"].as_f64().unwrap() < 99.0 && check["query"].as_str().unwrap().contains("reviews-v2"));
     assert!(report["reason"].as_str().unwrap().contains("success-rate = "), "{report}");
