@@ -51,9 +51,11 @@ async fn a_crash_looping_version_is_rolled_back_before_any_traffic() {
 async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_restored_exactly() {
     let world = World::start().await;
     let before = world.kubectl_json(&["get", "virtualservice", "reviews", "-n", "bookinfo"]).await;
-    // 10% of requests fail; no failed round is tolerated.
-    let manifest = world
-        .manifest("v2", "2.0.0-errors", |text| text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n"));
+    // 10% of requests fail; no failed round is tolerated; a 12 s first stage leaves room for the failures to show.
+    let manifest = world.manifest("v2", "2.0.0-errors", |text| {
+        text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
+            .replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 12s}")
+    });
     let (json, junit) = (world.path("report.json"), world.path("report.xml"));
     let (json_arg, junit_arg) = (json.display().to_string(), junit.display().to_string());
     let finished = world.fledge(&["run", "--report-json", &json_arg, "--report-junit", &junit_arg], &manifest).await;

@@ -307,9 +307,12 @@ pub(crate) async fn run(script: Script, lab: &Lab, prometheus: &str) -> Observed
     observed
 }
 
-/// A failed release tolerates no failed round, so a bad version is judged in its first stage.
-fn strict(text: String) -> String {
-    text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
+/// The manifest's text for `tag`: a version with errors tolerates no failed round, so it is judged in its first
+/// stage; a healthy one keeps the default (one failed round), as its 0.1% errors may fail a round by chance.
+fn policy_for(tag: &str) -> impl FnOnce(String) -> String + '_ {
+    move |text| {
+        if tag == ERRORS { text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n") } else { text }
+    }
 }
 
 async fn release(
@@ -321,7 +324,7 @@ async fn release(
     observed: &mut Observed,
 ) -> Result<(), String> {
     let original = lab.virtual_service();
-    let manifest = lab.manifest("v2", tag, prometheus, strict);
+    let manifest = lab.manifest("v2", tag, prometheus, policy_for(tag));
     let _compaction = faults.filter(|fault| *fault == ApiFault::Gone).map(|_| {
         let store = lab.sim.store().clone();
         AbortOnDrop(tokio::spawn(async move {
@@ -386,7 +389,7 @@ async fn signal_case(
 ) -> Result<(), String> {
     let original = lab.virtual_service();
     let tag = if phase == Phase::RollingBack { ERRORS } else { HEALTHY };
-    let manifest = lab.manifest("v2", tag, prometheus, strict);
+    let manifest = lab.manifest("v2", tag, prometheus, policy_for(tag));
     // Slow API requests widen the short phases (promotion, cleanup, rollback) so the signal lands inside them.
     lab.set_faults(FaultSettings { latency_milliseconds: 250, ..FaultSettings::default() });
     let mut running = lab.spawn(&["run"], &manifest);

@@ -39,7 +39,8 @@ fn rehearse(scenario: &str) -> (i32, Vec<Value>) {
 
 #[test]
 fn a_version_with_errors_is_caught_at_stage_one_with_the_exposure_the_traffic_implies() {
-    let (code, rehearsals) = rehearse("errors=5%");
+    // 10%: at 20 requests per second a 5% rate leaves a 3 s round without a visible failure too often.
+    let (code, rehearsals) = rehearse("errors=10%");
     assert_eq!(code, 0, "the policy caught it: {rehearsals:#?}");
     let rehearsal = &rehearsals[0];
     assert_eq!(rehearsal["outcome"], "rolled-back-metrics");
@@ -51,7 +52,7 @@ fn a_version_with_errors_is_caught_at_stage_one_with_the_exposure_the_traffic_im
     assert!((3.0..15.0).contains(&seconds_at_stage_one), "caught within the stage: {rehearsal}");
     assert!((60.0..=260.0).contains(&requests), "about 20 rps for a few seconds: {rehearsal}");
     let rate = failed / requests;
-    assert!((0.01..=0.12).contains(&rate), "about 5% of them failed: {rehearsal}");
+    assert!((0.03..=0.2).contains(&rate), "about 10% of them failed: {rehearsal}");
 }
 
 #[test]

@@ -150,8 +150,10 @@ async fn a_relative_check_and_the_judge_catch_a_doubled_latency_an_absolute_thre
         &[
             ("regress", "v1", "plus-100ms"),
             ("regress", "v2", "plus-300ms"),
-            ("steady", "v1", "good"),
-            ("steady", "v2", "good"),
+            // A p99 inside a histogram bucket: at a bucket's edge (the `good` preset's 250 ms) the quantile swings
+            // between buckets and two equal versions look different to the judge.
+            ("steady", "v1", "plus-100ms"),
+            ("steady", "v2", "plus-100ms"),
         ],
         &[("regress", 200), ("steady", 400)],
     )
