@@ -35,6 +35,31 @@ pub fn image(tag: &str) -> String {
     mapped.unwrap_or_else(|| format!("registry.example.com/bookinfo/reviews:{tag}"))
 }
 
+/// A time-compressed release of `reviews` in `namespace`: `version` with the bookinfo image tag `tag`, gate stable
+/// for 2 s, 3 s rounds, two 6 s stages (20%, 50%), a 2 s scale-down delay.
+pub fn release_manifest(namespace: &str, version: &str, tag: &str, prometheus: &str) -> String {
+    format!(
+        r#"apiVersion: fledge/v1
+kind: Release
+service: {{name: reviews, namespace: {namespace}, version: {version}}}
+deploy: {{image: "{image}", replicas: 2}}
+gate: {{stableFor: 2s, timeout: 1m}}
+prometheus: {{url: "{prometheus}"}}
+analysis:
+  interval: 3s
+  minRequests: 5
+  metrics:
+    - {{builtin: success-rate, min: 99, window: 9s}}
+    - {{builtin: latency-p99, max: 500, window: 9s}}
+stages:
+  - {{weight: 20, duration: 6s}}
+  - {{weight: 50, duration: 6s}}
+promote: {{scaleDownDelay: 2s}}
+"#,
+        image = image(tag)
+    )
+}
+
 /// A cluster with bookinfo and a Prometheus that sees its traffic.
 pub struct World {
     _sim: Option<Sim>,
@@ -112,30 +137,9 @@ impl World {
         .await;
     }
 
-    /// Writes a release manifest of `version` with image tag `tag`; `extra` is appended (top-level keys override
-    /// nothing, so pass sections the default leaves out, or use `replace`).
+    /// Writes a release manifest of `version` with image tag `tag` ([`release_manifest`]), changed by `customize`.
     pub fn manifest(&self, version: &str, tag: &str, customize: impl FnOnce(String) -> String) -> PathBuf {
-        let text = format!(
-            r#"apiVersion: fledge/v1
-kind: Release
-service: {{name: reviews, namespace: bookinfo, version: {version}}}
-deploy: {{image: "{image}", replicas: 2}}
-gate: {{stableFor: 2s, timeout: 1m}}
-prometheus: {{url: "{prometheus}"}}
-analysis:
-  interval: 3s
-  minRequests: 5
-  metrics:
-    - {{builtin: success-rate, min: 99, window: 9s}}
-    - {{builtin: latency-p99, max: 500, window: 9s}}
-stages:
-  - {{weight: 20, duration: 6s}}
-  - {{weight: 50, duration: 6s}}
-promote: {{scaleDownDelay: 2s}}
-"#,
-            image = image(tag),
-            prometheus = self.prometheus_url
-        );
+        let text = release_manifest("bookinfo", version, tag, &self.prometheus_url);
         let path = self.dir.path().join(format!("{version}-{}.yaml", tag.replace(['/', ':'], "_")));
         std::fs::write(&path, customize(text)).unwrap();
         path

@@ -2,7 +2,7 @@
 //! that one Prometheus can scrape every case's mesh without their series meeting; and the invariant every case
 //! ends with.
 
-use crate::support::{Finished, Running, spawn_fledge};
+use crate::support::{Finished, Running, release_manifest, spawn_fledge};
 use fledge_sim::faults::FaultSettings;
 use fledge_sim::resources::{CONFIG_MAPS, DEPLOYMENTS, DESTINATION_RULES, LEASES, PODS, VIRTUAL_SERVICES};
 use fledge_sim::scenario::Scenario;
@@ -65,7 +65,8 @@ impl Lab {
         self.sim.metrics_url().trim_start_matches("http://").trim_end_matches("/metrics").to_owned()
     }
 
-    /// A time-compressed release of `reviews` `version` with image tag `tag`: two 6 s stages, 3 s rounds.
+    /// A time-compressed release of `reviews` `version` with image tag `tag` ([`release_manifest`]) in this lab's
+    /// namespace, changed by `customize`.
     pub(crate) fn manifest(
         &self,
         version: &str,
@@ -73,26 +74,7 @@ impl Lab {
         prometheus: &str,
         customize: impl FnOnce(String) -> String,
     ) -> PathBuf {
-        let text = format!(
-            r#"apiVersion: fledge/v1
-kind: Release
-service: {{name: reviews, namespace: {namespace}, version: {version}}}
-deploy: {{image: "registry.example.com/bookinfo/reviews:{tag}", replicas: 2}}
-gate: {{stableFor: 2s, timeout: 1m}}
-prometheus: {{url: "{prometheus}"}}
-analysis:
-  interval: 3s
-  minRequests: 5
-  metrics:
-    - {{builtin: success-rate, min: 99, window: 9s}}
-    - {{builtin: latency-p99, max: 500, window: 9s}}
-stages:
-  - {{weight: 20, duration: 6s}}
-  - {{weight: 50, duration: 6s}}
-promote: {{scaleDownDelay: 2s}}
-"#,
-            namespace = self.namespace
-        );
+        let text = release_manifest(&self.namespace, version, tag, prometheus);
         let path = self.dir.path().join(format!("{version}-{tag}.yaml"));
         std::fs::write(&path, customize(text)).unwrap();
         path
