@@ -62,11 +62,207 @@ promote: {{scaleDownDelay: 2s}}
 
 /// A cluster with bookinfo and a Prometheus that sees its traffic.
 pub struct World {
+    /// Every version of the DestinationRule `reviews` seen since the world started (first: its watch stops before
+    /// the simulator does).
+    pub rules_seen: RulesSeen,
     _sim: Option<Sim>,
     _prometheus: Option<TestPrometheus>,
     pub prometheus_url: String,
     pub kubeconfig: PathBuf,
     pub dir: tempfile::TempDir,
+}
+
+impl Drop for World {
+    /// Every release of every test: each subset a release added was a copy of the live one.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.rules_seen.check_canary_subsets();
+        }
+    }
+}
+
+/// Every version of the DestinationRule `reviews` a watch saw, in order.
+#[derive(Clone, Default)]
+pub struct RulesSeen(std::sync::Arc<std::sync::Mutex<Vec<Value>>>, std::sync::Arc<AbortOnDrop>);
+
+/// A task that ends with its owner.
+#[derive(Default)]
+pub struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl RulesSeen {
+    /// Watches the DestinationRule `reviews` in `namespace` through `kubeconfig`, from now on.
+    pub async fn watch(kubeconfig: &Path, namespace: &str) -> RulesSeen {
+        use futures::StreamExt as _;
+        let options = kube::config::KubeConfigOptions::default();
+        let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(config, &options).await.unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let resource = kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("networking.istio.io", "v1", "DestinationRule"),
+            "destinationrules",
+        );
+        let api = kube::Api::<kube::core::DynamicObject>::namespaced_with(client, namespace, &resource);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let (first, synced) = tokio::sync::oneshot::channel();
+        let mut first = Some(first);
+        let task = tokio::spawn(async move {
+            let config = kube::runtime::watcher::Config::default().fields("metadata.name=reviews");
+            // With back-off: a watch that fails (the cluster gone at the end of a test) waits between attempts.
+            let mut events =
+                std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(kube::runtime::watcher(api, config)));
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(kube::runtime::watcher::Event::Apply(rule) | kube::runtime::watcher::Event::InitApply(rule)) => {
+                        log.lock().unwrap().push(serde_json::to_value(rule).unwrap());
+                    }
+                    // Listed (a world routed by the Gateway API has no DestinationRule): watching from now on.
+                    Ok(kube::runtime::watcher::Event::InitDone) => {
+                        if let Some(first) = first.take() {
+                            let _ = first.send(());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(30), synced).await.unwrap().unwrap();
+        RulesSeen(seen, std::sync::Arc::new(AbortOnDrop(Some(task))))
+    }
+
+    /// Checks that every subset a release added was a copy of the live subset as found at the start (its traffic
+    /// policy and labels, but for its name and `version` label); returns how many such subsets were seen.
+    pub fn check_canary_subsets(&self) -> usize {
+        let seen = self.0.lock().unwrap();
+        let Some(original) = seen.first() else { return 0 };
+        let original_subsets = original["spec"]["subsets"].as_array().cloned().unwrap_or_default();
+        let live = original_subsets.iter().find(|subset| subset["name"] == "v1").cloned().unwrap_or_default();
+        let mut canaries = std::collections::BTreeSet::new();
+        for rule in seen.iter() {
+            for subset in rule["spec"]["subsets"].as_array().into_iter().flatten() {
+                let name = subset["name"].as_str().unwrap_or_default();
+                if original_subsets.iter().any(|original| original["name"] == name) {
+                    continue;
+                }
+                let mut expected = live.clone();
+                expected["name"] = Value::from(name);
+                expected["labels"]["version"] = Value::from(name);
+                assert_eq!(subset, &expected, "the canary subset {name} is not a copy of the live subset v1");
+                canaries.insert(name.to_owned());
+            }
+        }
+        canaries.len()
+    }
+}
+
+/// Whether a pod is Ready and not being deleted.
+fn is_ready(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_null()
+        && pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|condition| condition["type"] == "Ready" && condition["status"] == "True")
+}
+
+/// Every reference, in the namespace's VirtualServices, to a subset of `reviews` that is not defined in
+/// `destination_rule`, or that selects no Ready pod: each would fail the requests it takes (503 NC or UH).
+pub fn dangling_references(virtual_services: &[Value], destination_rule: &Value, pods: &[Value]) -> Vec<String> {
+    let mut dangling = Vec::new();
+    let subsets = destination_rule["spec"]["subsets"].as_array().cloned().unwrap_or_default();
+    let ready = |pod: &&Value| is_ready(pod);
+    let mut check = |where_: String, destination: &Value| {
+        let host = destination["host"].as_str().unwrap_or_default();
+        let Some(subset) = destination["subset"].as_str() else { return };
+        if !(host == "reviews" || host.starts_with("reviews.")) {
+            return;
+        }
+        let Some(definition) = subsets.iter().find(|defined| defined["name"] == subset) else {
+            dangling.push(format!("{where_} sends to subset {subset}, which is not defined"));
+            return;
+        };
+        let labels = definition["labels"].as_object().cloned().unwrap_or_default();
+        let selected = pods
+            .iter()
+            .filter(ready)
+            .filter(|pod| labels.iter().all(|(key, value)| &pod["metadata"]["labels"][key] == value))
+            .count();
+        if selected == 0 {
+            dangling.push(format!("{where_} sends to subset {subset}, which selects no Ready pod"));
+        }
+    };
+    for service in virtual_services {
+        let name = service["metadata"]["name"].as_str().unwrap_or_default();
+        for protocol in ["http", "tcp", "tls"] {
+            for (index, route) in service["spec"][protocol].as_array().into_iter().flatten().enumerate() {
+                for entry in route["route"].as_array().into_iter().flatten() {
+                    check(format!("VirtualService {name} {protocol} route #{index}"), &entry["destination"]);
+                }
+                check(format!("VirtualService {name} {protocol} route #{index} mirror"), &route["mirror"]);
+                for mirror in route["mirrors"].as_array().into_iter().flatten() {
+                    check(format!("VirtualService {name} {protocol} route #{index} mirror"), &mirror["destination"]);
+                }
+            }
+        }
+    }
+    dangling
+}
+
+/// Every backendRef, in the namespace's HTTPRoutes, to a Service of `reviews` (named `reviews-*`) that does not
+/// exist or selects no Ready pod: each would fail the requests it takes (500, or 503 UH).
+pub fn dangling_backends(http_routes: &[Value], services: &[Value], pods: &[Value]) -> Vec<String> {
+    let mut dangling = Vec::new();
+    for route in http_routes {
+        let name = route["metadata"]["name"].as_str().unwrap_or_default();
+        for (index, rule) in route["spec"]["rules"].as_array().into_iter().flatten().enumerate() {
+            let mut references: Vec<&Value> = rule["backendRefs"].as_array().into_iter().flatten().collect();
+            for filter in rule["filters"].as_array().into_iter().flatten() {
+                references.push(&filter["requestMirror"]["backendRef"]);
+            }
+            for reference in references {
+                let Some(backend) = reference["name"].as_str().filter(|backend| backend.starts_with("reviews-")) else {
+                    continue;
+                };
+                let Some(service) = services.iter().find(|service| service["metadata"]["name"] == backend) else {
+                    dangling.push(format!(
+                        "HTTPRoute {name} rule #{index} sends to Service {backend}, which does not exist"
+                    ));
+                    continue;
+                };
+                let selector = service["spec"]["selector"].as_object().cloned().unwrap_or_default();
+                let selected = pods
+                    .iter()
+                    .filter(|pod| {
+                        is_ready(pod) && selector.iter().all(|(key, value)| &pod["metadata"]["labels"][key] == value)
+                    })
+                    .count();
+                if selected == 0 {
+                    dangling.push(format!(
+                        "HTTPRoute {name} rule #{index} sends to Service {backend}, which selects no Ready pod"
+                    ));
+                }
+            }
+        }
+    }
+    dangling
+}
+
+/// The object without the bookkeeping every write changes (`resourceVersion`, `generation`, `managedFields`).
+pub fn without_bookkeeping(mut object: Value) -> Value {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["resourceVersion", "generation", "managedFields"] {
+            metadata.remove(field);
+        }
+    }
+    object
 }
 
 /// How a `fledge` process ended.
@@ -95,13 +291,32 @@ impl World {
 
     /// A world whose simulated cluster has `nodes` nodes (each takes 110 pods, 4 CPUs).
     pub async fn start_with_nodes(nodes: usize) -> World {
+        World::start_with(nodes, |text| text).await
+    }
+
+    /// A world on bookinfo changed by `customize` (the scenario's text), with `nodes` nodes. Against a real cluster,
+    /// the cluster must look like the customized scenario.
+    pub async fn start_with(nodes: usize, customize: impl FnOnce(String) -> String) -> World {
+        World::start_from("examples/sim/bookinfo.yaml", nodes, customize).await
+    }
+
+    /// A world on bookinfo routed by the Gateway API (examples/sim/bookinfo-gateway-api.yaml) changed by
+    /// `customize`.
+    pub async fn start_gateway_api(customize: impl FnOnce(String) -> String) -> World {
+        World::start_from("examples/sim/bookinfo-gateway-api.yaml", 3, customize).await
+    }
+
+    /// A world on the scenario `file` (relative to the workspace) changed by `customize`, with `nodes` nodes.
+    pub async fn start_from(file: &str, nodes: usize, customize: impl FnOnce(String) -> String) -> World {
         let dir = tempfile::tempdir().unwrap();
         if let Ok(kubeconfig) = std::env::var("FLEDGE_E2E_KUBECONFIG") {
             let prometheus_url = std::env::var("FLEDGE_E2E_PROMETHEUS")
                 .expect("FLEDGE_E2E_PROMETHEUS must name the Prometheus that scrapes the cluster's Istio metrics");
-            return World { _sim: None, _prometheus: None, prometheus_url, kubeconfig: kubeconfig.into(), dir };
+            let kubeconfig = PathBuf::from(kubeconfig);
+            let rules_seen = RulesSeen::watch(&kubeconfig, "bookinfo").await;
+            return World { _sim: None, _prometheus: None, prometheus_url, kubeconfig, dir, rules_seen };
         }
-        let text = std::fs::read_to_string(workspace().join("examples/sim/bookinfo.yaml")).unwrap();
+        let text = customize(std::fs::read_to_string(workspace().join(file)).unwrap());
         let mut scenario = Scenario::parse(&text).unwrap();
         scenario.nodes = Some(nodes);
         let sim = Sim::start(SimConfig { scenario, ..SimConfig::default() }).await.expect("simulator starts");
@@ -109,15 +324,59 @@ impl World {
         std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
         let target = sim.metrics_url().trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
         let prometheus = TestPrometheus::start(&[&target]).await;
+        let rules_seen = RulesSeen::watch(&kubeconfig, "bookinfo").await;
         let world = World {
             prometheus_url: prometheus.url.clone(),
             _sim: Some(sim),
             _prometheus: Some(prometheus),
             kubeconfig,
             dir,
+            rules_seen,
         };
         world.wait_for_live_traffic().await;
         world
+    }
+
+    /// Requests to `reviews` the mesh could not deliver, by Envoy's flag (`NR`, `NC`, `UH`; `None` against a real
+    /// cluster, where Prometheus tells).
+    pub fn undelivered(&self, flag: &str) -> Option<u64> {
+        self._sim.as_ref().map(|sim| sim.undelivered("bookinfo", flag))
+    }
+
+    /// A kubeconfig that acts as ServiceAccount `namespace/name`, with a token: issued by the simulator, or by
+    /// `kubectl create token` on a real cluster (the account must exist when the kubeconfig is used).
+    pub async fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("kubeconfig-{namespace}-{name}"));
+        let text = match &self._sim {
+            Some(sim) => sim.service_account_kubeconfig(namespace, name),
+            None => {
+                let token = self.kubectl(&["create", "token", name, "-n", namespace, "--duration", "2h"], None).await;
+                let admin = self.kubectl_json(&["config", "view", "--minify", "--raw"]).await;
+                let cluster = &admin["clusters"][0]["cluster"];
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{ "name": "cluster", "cluster": cluster }],
+                    "users": [{ "name": name, "user": { "token": token.trim() } }],
+                    "contexts": [{ "name": name, "context": { "cluster": "cluster", "user": name, "namespace": namespace } }],
+                    "current-context": name,
+                })
+                .to_string()
+            }
+        };
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// What ServiceAccounts asked the API server for, with RBAC's decisions (`None` against a real cluster, where
+    /// the audit log tells).
+    pub fn accesses(&self) -> Option<Vec<fledge_sim::auth::Access>> {
+        self._sim.as_ref().map(Sim::accesses)
+    }
+
+    /// The writes the simulator's API committed, in order (`None` against a real cluster).
+    pub fn writes(&self) -> Option<Vec<fledge_sim::api::Write>> {
+        self._sim.as_ref().map(Sim::writes)
     }
 
     /// Kubernetes API requests the simulator has served (`None` against a real cluster).
@@ -128,8 +387,7 @@ impl World {
     /// Waits until Prometheus has seen requests to the live version, so preflight and checks have data.
     async fn wait_for_live_traffic(&self) {
         let client = prometheus_http_query::Client::try_from(self.prometheus_url.as_str()).unwrap();
-        let query =
-            r#"sum(increase(istio_requests_total{reporter="destination",destination_service_name="reviews"}[10s]))"#;
+        let query = r#"sum(increase(istio_requests_total{reporter="destination",destination_app="reviews"}[10s]))"#;
         eventually("traffic to reviews in Prometheus", Duration::from_secs(60), || async {
             let response = client.query(query).get().await.ok()?;
             (response.data().as_vector()?.first()?.sample().value() > 50.0).then_some(())
@@ -150,9 +408,57 @@ impl World {
         spawn_fledge(args, manifest, &self.kubeconfig, &self.dir.path().join("step-summary.md"))
     }
 
-    /// Runs `fledge ARGS MANIFEST` to its end.
+    /// `fledge ARGS MANIFEST` with another kubeconfig (a ServiceAccount's), running.
+    pub fn spawn_as(&self, kubeconfig: &Path, args: &[&str], manifest: &Path) -> Running {
+        spawn_fledge(args, manifest, kubeconfig, &self.dir.path().join("step-summary.md"))
+    }
+
+    /// Runs `fledge ARGS MANIFEST` to its end; every subset it added was a copy of the live one.
     pub async fn fledge(&self, args: &[&str], manifest: &Path) -> Finished {
-        self.spawn(args, manifest).finish().await
+        let finished = self.spawn(args, manifest).finish().await;
+        self.rules_seen.check_canary_subsets();
+        finished
+    }
+
+    /// A namespaced object of bookinfo, without bookkeeping ([`without_bookkeeping`]).
+    pub async fn object(&self, kind: &str, name: &str) -> Value {
+        without_bookkeeping(self.kubectl_json(&["get", kind, name, "-n", "bookinfo"]).await)
+    }
+
+    /// Every route of bookinfo's VirtualServices that sends to a subset of `reviews` that is not defined or selects
+    /// no Ready pod.
+    pub async fn dangling_references(&self) -> Vec<String> {
+        let services = self.kubectl_json(&["get", "virtualservices", "-n", "bookinfo"]).await;
+        let rule = self.kubectl_json(&["get", "destinationrule", "reviews", "-n", "bookinfo"]).await;
+        let pods = self.kubectl_json(&["get", "pods", "-n", "bookinfo"]).await;
+        let items = |list: &Value| list["items"].as_array().cloned().unwrap_or_default();
+        dangling_references(&items(&services), &rule, &items(&pods))
+    }
+
+    /// Every backendRef of bookinfo's HTTPRoutes to a Service of `reviews` that does not exist or selects no Ready
+    /// pod.
+    pub async fn dangling_backends(&self) -> Vec<String> {
+        let routes = self.kubectl_json(&["get", "httproutes", "-n", "bookinfo"]).await;
+        let services = self.kubectl_json(&["get", "services", "-n", "bookinfo"]).await;
+        let pods = self.kubectl_json(&["get", "pods", "-n", "bookinfo"]).await;
+        let items = |list: &Value| list["items"].as_array().cloned().unwrap_or_default();
+        dangling_backends(&items(&routes), &items(&services), &items(&pods))
+    }
+
+    /// The names of bookinfo's Services.
+    pub async fn service_names(&self) -> Vec<String> {
+        let list = self.kubectl_json(&["get", "services", "-n", "bookinfo"]).await;
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["metadata"]["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The simulator, when the world runs on one.
+    pub fn sim(&self) -> Option<&Sim> {
+        self._sim.as_ref()
     }
 
     /// What the runs so far appended to `$GITHUB_STEP_SUMMARY`.
@@ -163,6 +469,28 @@ impl World {
     /// A file in the world's scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// `kubectl ARGS` with `stdin`, as the administrator; its stdout. Fails the test when kubectl fails.
+    pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs (apt-get install -y kubernetes-client)");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or_default().as_bytes()).await.unwrap();
+        drop(input);
+        let output = child.wait_with_output().await.unwrap();
+        assert!(output.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// `kubectl ARGS -o json`, parsed.
@@ -220,6 +548,10 @@ impl World {
     }
 }
 
+/// What no output of fledge may ever contain, in any test: the test webhooks' token and path (for Slack and Teams the
+/// path is the credential). Every `Running::finish` checks stdout and stderr for them.
+pub const SECRETS: [&str; 2] = ["secret-token", "/hooks/release"];
+
 /// Starts `fledge ARGS MANIFEST --kubeconfig KUBECONFIG --log-format json`, with `$GITHUB_STEP_SUMMARY` at
 /// `summary`; stdout and stderr are piped, and the process is killed when dropped.
 pub fn spawn_fledge(args: &[&str], manifest: &Path, kubeconfig: &Path, summary: &Path) -> Running {
@@ -258,6 +590,20 @@ pub struct Running {
 impl Running {
     /// Waits for an event named `name` for which `matches` holds; fails the test after `deadline`.
     pub async fn wait_for(&mut self, name: &str, deadline: Duration, matches: impl Fn(&Value) -> bool) -> Value {
+        match self.try_wait_for(name, deadline, matches).await {
+            Some(event) => event,
+            None => panic!("no `{name}` event within {deadline:?}; stderr so far:\n{}", self.seen.join("\n")),
+        }
+    }
+
+    /// Waits for an event named `name` for which `matches` holds: `None` when the process ended first or `deadline`
+    /// passed.
+    pub async fn try_wait_for(
+        &mut self,
+        name: &str,
+        deadline: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         let result = tokio::time::timeout(deadline, async {
             while let Some(line) = self.lines.recv().await {
                 self.seen.push(line.clone());
@@ -271,10 +617,7 @@ impl Running {
             None
         })
         .await;
-        match result {
-            Ok(Some(event)) => event,
-            _ => panic!("no `{name}` event within {deadline:?}; stderr so far:\n{}", self.seen.join("\n")),
-        }
+        result.ok().flatten()
     }
 
     /// Sends a signal to the process.
@@ -294,6 +637,10 @@ impl Running {
         let status = self.child.wait().await.unwrap();
         while let Some(line) = self.lines.recv().await {
             self.seen.push(line);
+        }
+        for secret in SECRETS {
+            let leaked: Vec<&String> = self.seen.iter().chain([&stdout]).filter(|line| line.contains(secret)).collect();
+            assert!(leaked.is_empty(), "fledge printed a secret ({secret}): {leaked:?}");
         }
         let (mut events, mut other) = (Vec::new(), Vec::new());
         for line in self.seen {

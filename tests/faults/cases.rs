@@ -1,16 +1,17 @@
 //! The cases of the fault matrix: what is done to a release, and what fledge must answer.
 
-use crate::lab::{Lab, routed_to};
+use crate::lab::{Lab, Provider};
 use fledge_sim::faults::FaultSettings;
-use fledge_sim::resources::{DEPLOYMENTS, VIRTUAL_SERVICES};
-use fledge_testkit::TestPrometheus;
+use fledge_sim::resources::DEPLOYMENTS;
+use fledge_testkit::{PrometheusFaults, PrometheusMode, TestPrometheus};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// One case: a name for the table, what it proves, and what is done.
+/// One case: a name for the table, what it proves, the traffic provider it releases through, and what is done.
 pub(crate) struct Case {
     pub(crate) name: String,
     pub(crate) proves: String,
+    pub(crate) provider: Provider,
     pub(crate) script: Script,
 }
 
@@ -34,6 +35,34 @@ pub(crate) enum Script {
     HandEdit(HandEdit),
     /// Another command while a release is in flight.
     Concurrent(Concurrent),
+    /// The whole API unreachable for 10 s when the release reaches a point.
+    ApiOutage { tag: &'static str, at: OutageAt, expect: i32 },
+    /// Prometheus answering badly (through a proxy) from a point of the release, for some seconds.
+    PrometheusFault { mode: PrometheusFault, tag: &'static str, expect: i32 },
+    /// The run frozen (SIGSTOP) mid-stage past its lease; another run takes over and finishes; then SIGCONT.
+    Takeover,
+}
+
+/// Where an API outage starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutageAt {
+    /// A second into stage 1.
+    Stage,
+    /// During the gate.
+    Gate,
+    /// As the rollback starts (for a healthy version, after a SIGTERM mid-stage).
+    Rollback,
+}
+
+/// How Prometheus misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PrometheusFault {
+    /// Answers 3 s late, past the manifest's 2 s `prometheus.timeout`.
+    Slow,
+    /// Good answers with a `warnings` field.
+    Warnings,
+    /// `200 OK` with a body that is not JSON.
+    Garbage,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +73,10 @@ pub(crate) enum ApiFault {
     CutWatches,
     Gone,
     Conflicts,
+    CommitThenError,
+    CommitThenDrop,
+    CutBodies,
+    NoAnswer,
     All,
 }
 
@@ -56,6 +89,10 @@ impl ApiFault {
             ApiFault::CutWatches => "watch streams cut every 2 s",
             ApiFault::Gone => "watches cut every 0.3 s and the history compacted: resumes get 410 Gone",
             ApiFault::Conflicts => "30% of guarded writes (those carrying a resourceVersion) answered 409 Conflict",
+            ApiFault::CommitThenError => "20% of writes committed, then answered 500",
+            ApiFault::CommitThenDrop => "20% of writes committed, then their connection dropped before an answer",
+            ApiFault::CutBodies => "20% of list answers and of watch events cut mid-body",
+            ApiFault::NoAnswer => "3% of requests never answered (the client's 10 s attempt deadline ends them)",
             ApiFault::All => "all of these at once, at lower rates",
         }
     }
@@ -69,6 +106,10 @@ impl ApiFault {
             ApiFault::CutWatches => FaultSettings { cut_watches_after_seconds: Some(2.0), ..none },
             ApiFault::Gone => FaultSettings { cut_watches_after_seconds: Some(0.3), ..none },
             ApiFault::Conflicts => FaultSettings { conflict_rate: 0.3, ..none },
+            ApiFault::CommitThenError => FaultSettings { commit_then_error_rate: 0.2, ..none },
+            ApiFault::CommitThenDrop => FaultSettings { commit_then_drop_rate: 0.2, ..none },
+            ApiFault::CutBodies => FaultSettings { cut_body_rate: 0.2, ..none },
+            ApiFault::NoAnswer => FaultSettings { no_answer_rate: 0.03, ..none },
             ApiFault::All => FaultSettings {
                 error_rate: 0.1,
                 throttle_rate: 0.1,
@@ -76,6 +117,10 @@ impl ApiFault {
                 latency_milliseconds: 50,
                 conflict_rate: 0.1,
                 cut_watches_after_seconds: Some(2.0),
+                commit_then_error_rate: 0.05,
+                commit_then_drop_rate: 0.05,
+                cut_body_rate: 0.05,
+                no_answer_rate: 0.01,
             },
         }
     }
@@ -149,6 +194,10 @@ pub(crate) enum HandEdit {
     ScaleToZero,
     /// The new Deployment deleted.
     Delete,
+    /// A rule other than the managed one edited (Gateway API: the `archive` rule's timeout).
+    AnotherRule,
+    /// A filter added to the managed route (a request header set).
+    FilterAdded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,10 +210,42 @@ pub(crate) enum Concurrent {
     Abort,
 }
 
-/// Every case of the matrix.
+/// Whether a case runs on the Gateway API too: the signal, kill -9, API-fault and hand-edit cases (and the
+/// baselines they are read against).
+fn on_both_providers(script: &Script) -> bool {
+    matches!(script, Script::Release { .. } | Script::Signal { .. } | Script::HandEdit(_))
+}
+
+/// Every case of the matrix: each on Istio, and those [`on_both_providers`] again on the Gateway API.
 pub(crate) fn all() -> Vec<Case> {
+    let istio = istio_cases();
     let mut cases = Vec::new();
-    let mut add = |name: String, proves: String, script: Script| cases.push(Case { name, proves, script });
+    for case in &istio {
+        if on_both_providers(&case.script) {
+            cases.push(Case {
+                name: format!("gateway-api: {}", case.name),
+                proves: case.proves.clone(),
+                provider: Provider::GatewayApi,
+                script: case.script,
+            });
+        }
+    }
+    cases.push(Case {
+        name: "gateway-api: hand edit: AnotherRule".into(),
+        proves: "a hand edit of another rule of the HTTPRoute survives the release".into(),
+        provider: Provider::GatewayApi,
+        script: Script::HandEdit(HandEdit::AnotherRule),
+    });
+    let mut all = istio;
+    all.extend(cases);
+    all
+}
+
+fn istio_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut add = |name: String, proves: String, script: Script| {
+        cases.push(Case { name, proves, provider: Provider::Istio, script });
+    };
     for (tag, expect, what) in [(HEALTHY, 0, "healthy"), (ERRORS, 11, "10% errors"), (CRASH_LOOP, 10, "crash loop")] {
         add(
             format!("baseline: {what}"),
@@ -179,6 +260,10 @@ pub(crate) fn all() -> Vec<Case> {
         ApiFault::CutWatches,
         ApiFault::Gone,
         ApiFault::Conflicts,
+        ApiFault::CommitThenError,
+        ApiFault::CommitThenDrop,
+        ApiFault::CutBodies,
+        ApiFault::NoAnswer,
         ApiFault::All,
     ] {
         for (tag, expect, what) in [(HEALTHY, 0, "healthy"), (ERRORS, 11, "errors"), (CRASH_LOOP, 10, "crash loop")] {
@@ -232,9 +317,45 @@ pub(crate) fn all() -> Vec<Case> {
         (HandEdit::ScaleUp, "the new Deployment scaled up by hand: the release still promotes"),
         (HandEdit::ScaleToZero, "the new Deployment scaled to 0 by hand: the release stops and rolls back (14)"),
         (HandEdit::Delete, "the new Deployment deleted by hand: the release stops and rolls back (14)"),
+        (HandEdit::FilterAdded, "a filter added by hand to the managed route during the release survives it"),
     ] {
         add(format!("hand edit: {edit:?}"), proves.into(), Script::HandEdit(edit));
     }
+    for (tag, at, expect, what) in [
+        (HEALTHY, OutageAt::Stage, 0, "healthy, mid-stage"),
+        (ERRORS, OutageAt::Stage, 11, "errors, mid-stage"),
+        (CRASH_LOOP, OutageAt::Gate, 10, "crash loop, mid-gate"),
+        (ERRORS, OutageAt::Rollback, 11, "errors, mid-rollback"),
+        (CRASH_LOOP, OutageAt::Rollback, 10, "crash loop, mid-rollback"),
+        (HEALTHY, OutageAt::Rollback, 13, "healthy, mid-rollback after SIGTERM"),
+    ] {
+        add(
+            format!("api unreachable 10 s: {what}"),
+            format!(
+                "the API refuses connections for 10 s ({what}): requests are retried, the lock holds, exit {expect}"
+            ),
+            Script::ApiOutage { tag, at, expect },
+        );
+    }
+    for mode in [PrometheusFault::Slow, PrometheusFault::Warnings, PrometheusFault::Garbage] {
+        for (tag, expect, what) in [(HEALTHY, 0, "healthy"), (ERRORS, 11, "errors"), (CRASH_LOOP, 10, "crash loop")] {
+            let how = match mode {
+                PrometheusFault::Slow => "answering 3 s late, past prometheus.timeout (2 s), for 6 s",
+                PrometheusFault::Warnings => "answering with a warnings field, for 6 s",
+                PrometheusFault::Garbage => "answering 200 with a body that is not JSON, for 6 s",
+            };
+            add(
+                format!("prometheus {mode:?}: {what}"),
+                format!("Prometheus {how}: the {what} version gets the same verdict as without faults"),
+                Script::PrometheusFault { mode, tag, expect },
+            );
+        }
+    }
+    add(
+        "lock taken over: SIGSTOP past the lease".into(),
+        "a run frozen mid-stage past its lease is taken over and finished by another; resumed, it writes nothing more and exits 6".into(),
+        Script::Takeover,
+    );
     for (concurrent, proves) in [
         (Concurrent::SameRelease, "the same release twice at once: the second is locked (5), the first promotes"),
         (Concurrent::OtherVersion, "another version while one is in flight: locked (5), the first promotes"),
@@ -266,6 +387,7 @@ impl Observed {
 
     fn expect_code(&mut self, what: &str, finished: &crate::support::Finished, expected: i32) {
         self.codes.push(finished.code);
+        self.rollback_within_its_deadline(what, finished);
         if finished.code != expected {
             let last: Vec<String> = finished.events.iter().rev().take(4).rev().map(Value::to_string).collect();
             let other: Vec<&String> = finished.other.iter().rev().take(4).collect();
@@ -275,6 +397,27 @@ impl Observed {
                 finished.stdout.trim(),
                 last.join(" ")
             ));
+        }
+    }
+
+    /// A rollback that started ends (rolled back, or failed) within its own 2-minute deadline.
+    fn rollback_within_its_deadline(&mut self, what: &str, finished: &crate::support::Finished) {
+        let time = |name: &str| {
+            finished
+                .events
+                .iter()
+                .find(|event| event["event"] == name)
+                .and_then(|event| event["time"].as_str()?.parse::<jiff::Timestamp>().ok())
+        };
+        let Some(started) = time("rolling-back") else { return };
+        match time("rolled-back").or_else(|| time("rollback-failed")) {
+            Some(ended) if ended.duration_since(started).as_secs_f64() <= 120.0 => {}
+            Some(ended) => self.problems.push(format!(
+                "{what}: the rollback took {:.0} s, more than its 2-minute deadline",
+                ended.duration_since(started).as_secs_f64()
+            )),
+            None if matches!(finished.code, -1 | 6 | 20) => {}
+            None => self.problems.push(format!("{what}: a rollback started and never ended")),
         }
     }
 
@@ -292,7 +435,7 @@ fn live_after(code: i32) -> &'static str {
 /// Runs a case on its lab; `prometheus` is the Prometheus scraping every lab.
 pub(crate) async fn run(script: Script, lab: &Lab, prometheus: &str) -> Observed {
     let mut observed = Observed::default();
-    let original = lab.virtual_service();
+    let original = lab.route();
     let result = match script {
         Script::Release { tag, faults, expect } => release(lab, prometheus, tag, faults, expect, &mut observed).await,
         Script::Signal { signal, phase } => signal_case(lab, prometheus, signal, phase, &mut observed).await,
@@ -300,6 +443,11 @@ pub(crate) async fn run(script: Script, lab: &Lab, prometheus: &str) -> Observed
         Script::PrometheusUnreachable => unreachable(lab, &mut observed).await,
         Script::HandEdit(edit) => hand_edit(lab, prometheus, edit, &original, &mut observed).await,
         Script::Concurrent(concurrent) => concurrent_case(lab, prometheus, concurrent, &mut observed).await,
+        Script::ApiOutage { tag, at, expect } => api_outage(lab, prometheus, tag, at, expect, &mut observed).await,
+        Script::PrometheusFault { mode, tag, expect } => {
+            prometheus_fault(lab, prometheus, mode, tag, expect, &mut observed).await
+        }
+        Script::Takeover => takeover(lab, prometheus, &mut observed).await,
     };
     if let Err(problem) = result {
         observed.problems.push(problem);
@@ -308,7 +456,7 @@ pub(crate) async fn run(script: Script, lab: &Lab, prometheus: &str) -> Observed
 }
 
 /// The manifest's text for `tag`: a version with errors tolerates no failed round, so it is judged in its first
-/// stage; a healthy one keeps the default (one failed round), as its 0.1% errors may fail a round by chance.
+/// stage (a healthy one tolerates three, [`Lab::manifest`]).
 fn policy_for(tag: &str) -> impl FnOnce(String) -> String + '_ {
     move |text| {
         if tag == ERRORS { text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n") } else { text }
@@ -323,7 +471,7 @@ async fn release(
     expect: i32,
     observed: &mut Observed,
 ) -> Result<(), String> {
-    let original = lab.virtual_service();
+    let original = lab.route();
     let manifest = lab.manifest("v2", tag, prometheus, policy_for(tag));
     let _compaction = faults.filter(|fault| *fault == ApiFault::Gone).map(|_| {
         let store = lab.sim.store().clone();
@@ -340,7 +488,7 @@ async fn release(
     let finished = lab.fledge(&["run"], &manifest).await;
     lab.set_faults(FaultSettings::default());
     observed.expect_code("the release", &finished, expect);
-    observed.invariant(lab, live_after(expect), &routed_to(&original, live_after(expect)));
+    observed.invariant(lab, live_after(expect), &lab.routed_to(&original, live_after(expect)));
     if faults == Some(ApiFault::Gone) && lab.sim.expired_watches() == 0 {
         observed.problems.push("no watch was answered 410 Gone: the case did not test what it names".into());
     }
@@ -387,7 +535,7 @@ async fn signal_case(
     phase: Phase,
     observed: &mut Observed,
 ) -> Result<(), String> {
-    let original = lab.virtual_service();
+    let original = lab.route();
     let tag = if phase == Phase::RollingBack { ERRORS } else { HEALTHY };
     let manifest = lab.manifest("v2", tag, prometheus, policy_for(tag));
     // Slow API requests widen the short phases (promotion, cleanup, rollback) so the signal lands inside them.
@@ -409,7 +557,7 @@ async fn signal_case(
             if phase != Phase::Preflight && again.event("resuming").is_none() {
                 observed.problems.push("the second run did not resume the release in flight".into());
             }
-            observed.invariant(lab, live_after(final_expected), &routed_to(&original, live_after(final_expected)));
+            observed.invariant(lab, live_after(final_expected), &lab.routed_to(&original, live_after(final_expected)));
         }
         Signal::Term => {
             let first_expected = match phase {
@@ -418,17 +566,17 @@ async fn signal_case(
                 _ => 13,
             };
             observed.expect_code("the run signalled", &first, first_expected);
-            observed.invariant(lab, live_after(first_expected), &routed_to(&original, live_after(first_expected)));
+            observed.invariant(lab, live_after(first_expected), &lab.routed_to(&original, live_after(first_expected)));
             let again = lab.fledge(&["run"], &manifest).await;
             observed.expect_code("the same command again", &again, final_expected);
-            observed.invariant(lab, live_after(final_expected), &routed_to(&original, live_after(final_expected)));
+            observed.invariant(lab, live_after(final_expected), &lab.routed_to(&original, live_after(final_expected)));
         }
     }
     Ok(())
 }
 
 async fn outage(lab: &Lab, seconds: Option<u64>, expect: i32, observed: &mut Observed) -> Result<(), String> {
-    let original = lab.virtual_service();
+    let original = lab.route();
     let mut prometheus = TestPrometheus::start(&[&lab.metrics_target()]).await;
     crate::wait_for_traffic(&prometheus.url, &[lab.namespace.as_str()]).await;
     let manifest = lab.manifest("v2", HEALTHY, &prometheus.url, |text| match seconds {
@@ -446,7 +594,7 @@ async fn outage(lab: &Lab, seconds: Option<u64>, expect: i32, observed: &mut Obs
     let finished = running.finish().await;
     reached?;
     observed.expect_code("the release", &finished, expect);
-    observed.invariant(lab, live_after(expect), &routed_to(&original, live_after(expect)));
+    observed.invariant(lab, live_after(expect), &lab.routed_to(&original, live_after(expect)));
     let verdicts: Vec<&str> = finished
         .events
         .iter()
@@ -465,7 +613,7 @@ async fn outage(lab: &Lab, seconds: Option<u64>, expect: i32, observed: &mut Obs
 }
 
 async fn unreachable(lab: &Lab, observed: &mut Observed) -> Result<(), String> {
-    let original = lab.virtual_service();
+    let original = lab.route();
     // Port 1: nothing listens there, and no test server is given a port below the ephemeral range.
     let manifest = lab.manifest("v2", HEALTHY, "http://127.0.0.1:1", |text| text);
     let finished = lab.fledge(&["run"], &manifest).await;
@@ -492,34 +640,54 @@ async fn hand_edit(
     let reached = reach(lab, &mut running, Phase::Stage(0)).await;
     let mut expected_route = original.clone();
     if reached.is_ok() {
-        match edit {
-            HandEdit::Weights => lab.edit(VIRTUAL_SERVICES, "reviews", |service| {
+        match (edit, lab.provider) {
+            (HandEdit::Weights, Provider::Istio) => lab.edit(lab.provider.route_resource(), "reviews", |service| {
                 for entry in service["spec"]["http"][0]["route"].as_array_mut().into_iter().flatten() {
                     let weight = if entry["destination"]["subset"] == "v1" { 100 } else { 0 };
                     entry["weight"] = json!(weight);
                 }
             }),
-            HandEdit::OtherField => {
-                lab.edit(VIRTUAL_SERVICES, "reviews", |service| service["spec"]["http"][0]["timeout"] = json!("3s"));
-                expected_route["spec"]["http"][0]["timeout"] = json!("3s");
+            (HandEdit::Weights, Provider::GatewayApi) => lab.edit(lab.provider.route_resource(), "reviews", |route| {
+                for entry in route["spec"]["rules"][1]["backendRefs"].as_array_mut().into_iter().flatten() {
+                    let weight = if entry["name"] == "reviews-v1" { 100 } else { 0 };
+                    entry["weight"] = json!(weight);
+                }
+            }),
+            (HandEdit::OtherField | HandEdit::AnotherRule | HandEdit::FilterAdded, provider) => {
+                let (pointer, value) = match (edit, provider) {
+                    (HandEdit::OtherField, Provider::Istio) => ("/spec/http/0/timeout", json!("3s")),
+                    (HandEdit::OtherField, Provider::GatewayApi) => {
+                        ("/spec/rules/1/timeouts", json!({"request": "3s"}))
+                    }
+                    (HandEdit::AnotherRule, _) => ("/spec/rules/0/timeouts", json!({"request": "5s"})),
+                    (_, Provider::Istio) => {
+                        ("/spec/http/0/headers", json!({"request": {"set": {"x-edited": "by-hand"}}}))
+                    }
+                    (_, Provider::GatewayApi) => (
+                        "/spec/rules/1/filters",
+                        json!([{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-edited", "value": "by-hand"}]}}]),
+                    ),
+                };
+                lab.edit(lab.provider.route_resource(), "reviews", |route| set(route, pointer, value.clone()));
+                set(&mut expected_route, pointer, value);
             }
-            HandEdit::ScaleUp => lab.edit(DEPLOYMENTS, "reviews-v2", |deployment| {
+            (HandEdit::ScaleUp, _) => lab.edit(DEPLOYMENTS, "reviews-v2", |deployment| {
                 deployment["spec"]["replicas"] = json!(3);
             }),
-            HandEdit::ScaleToZero => lab.edit(DEPLOYMENTS, "reviews-v2", |deployment| {
+            (HandEdit::ScaleToZero, _) => lab.edit(DEPLOYMENTS, "reviews-v2", |deployment| {
                 deployment["spec"]["replicas"] = json!(0);
             }),
-            HandEdit::Delete => lab.delete(DEPLOYMENTS, "reviews-v2"),
+            (HandEdit::Delete, _) => lab.delete(DEPLOYMENTS, "reviews-v2"),
         }
     }
     let finished = running.finish().await;
     reached?;
     let expect = match edit {
         HandEdit::Weights | HandEdit::ScaleToZero | HandEdit::Delete => 14,
-        HandEdit::OtherField | HandEdit::ScaleUp => 0,
+        HandEdit::OtherField | HandEdit::ScaleUp | HandEdit::AnotherRule | HandEdit::FilterAdded => 0,
     };
     observed.expect_code("the release", &finished, expect);
-    observed.invariant(lab, live_after(expect), &routed_to(&expected_route, live_after(expect)));
+    observed.invariant(lab, live_after(expect), &lab.routed_to(&expected_route, live_after(expect)));
     Ok(())
 }
 
@@ -529,7 +697,7 @@ async fn concurrent_case(
     concurrent: Concurrent,
     observed: &mut Observed,
 ) -> Result<(), String> {
-    let original = lab.virtual_service();
+    let original = lab.route();
     let manifest = lab.manifest("v2", HEALTHY, prometheus, |text| text);
     let mut running = lab.spawn(&["run"], &manifest);
     let reached = reach(lab, &mut running, Phase::Stage(0)).await;
@@ -543,6 +711,170 @@ async fn concurrent_case(
     let expect = if concurrent == Concurrent::Abort { (13, 13) } else { (5, 0) };
     observed.expect_code("the second command", &second, expect.0);
     observed.expect_code("the release", &first, expect.1);
-    observed.invariant(lab, live_after(expect.1), &routed_to(&original, live_after(expect.1)));
+    observed.invariant(lab, live_after(expect.1), &lab.routed_to(&original, live_after(expect.1)));
     Ok(())
+}
+
+async fn api_outage(
+    lab: &Lab,
+    prometheus: &str,
+    tag: &str,
+    at: OutageAt,
+    expect: i32,
+    observed: &mut Observed,
+) -> Result<(), String> {
+    let original = lab.route();
+    let manifest = lab.manifest("v2", tag, prometheus, policy_for(tag));
+    if at != OutageAt::Stage {
+        // Slow API requests widen the gate and the rollback so the outage starts inside them.
+        lab.set_faults(FaultSettings { latency_milliseconds: 250, ..FaultSettings::default() });
+    }
+    let mut running = lab.spawn(&["run"], &manifest);
+    let reached = match at {
+        OutageAt::Stage => reach(lab, &mut running, Phase::Stage(0)).await,
+        OutageAt::Gate => reach(lab, &mut running, Phase::Gate).await,
+        OutageAt::Rollback => {
+            let signalled = if tag == HEALTHY {
+                let reached = reach(lab, &mut running, Phase::Stage(0)).await;
+                if reached.is_ok() {
+                    running.signal("TERM");
+                }
+                reached
+            } else {
+                Ok(())
+            };
+            match signalled {
+                Ok(()) => lab.until("the rollback", Duration::from_secs(90), |lab| lab.phase() == "rolling-back").await,
+                error => error,
+            }
+        }
+    };
+    let mut during = Ok(());
+    if reached.is_ok() {
+        let outage = lab.sim.api_outage(Duration::from_secs(10)).await;
+        let phase = lab.phase();
+        let expected_phase = match at {
+            OutageAt::Stage => "stage 0",
+            OutageAt::Gate => "gate",
+            OutageAt::Rollback => "rolling-back",
+        };
+        if phase != expected_phase {
+            during = Err(format!("the outage started in {phase}, not in {expected_phase}"));
+        }
+        outage.ended().await;
+    }
+    let finished = running.finish().await;
+    lab.set_faults(FaultSettings::default());
+    reached?;
+    during?;
+    observed.expect_code("the release", &finished, expect);
+    observed.invariant(lab, live_after(expect), &lab.routed_to(&original, live_after(expect)));
+    Ok(())
+}
+
+async fn prometheus_fault(
+    lab: &Lab,
+    prometheus: &str,
+    fault: PrometheusFault,
+    tag: &str,
+    expect: i32,
+    observed: &mut Observed,
+) -> Result<(), String> {
+    let original = lab.route();
+    let proxy = PrometheusFaults::start(prometheus).await;
+    let url = proxy.url.clone();
+    let manifest = lab.manifest("v2", tag, &url, |text| {
+        // 2 s per query; a healthy version rides out the errored rounds (up to 4 in a row).
+        let text = text.replace(
+            &format!("prometheus: {{url: \"{url}\"}}"),
+            &format!("prometheus: {{url: \"{url}\", timeout: 2s}}"),
+        );
+        let text = if tag == HEALTHY {
+            text.replace("  interval: 3s\n", "  interval: 3s\n  queryErrorLimit: 5\n")
+        } else {
+            text
+        };
+        policy_for(tag)(text)
+    });
+    let mut running = lab.spawn(&["run"], &manifest);
+    // A crash-looping version never reaches a stage: its fault starts once the release is under way.
+    let reached = if tag == CRASH_LOOP {
+        lab.until("the release under way", Duration::from_secs(90), |lab| lab.record().is_some()).await
+    } else {
+        reach(lab, &mut running, Phase::Stage(0)).await
+    };
+    let mode = match fault {
+        PrometheusFault::Slow => PrometheusMode::Slow(Duration::from_secs(3)),
+        PrometheusFault::Warnings => PrometheusMode::Warnings,
+        PrometheusFault::Garbage => PrometheusMode::Garbage,
+    };
+    if reached.is_ok() {
+        proxy.set(mode);
+        // The fault lasts 6 s (two rounds), then Prometheus answers well again.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        proxy.set(PrometheusMode::Pass);
+    }
+    let finished = running.finish().await;
+    reached?;
+    observed.expect_code("the release", &finished, expect);
+    observed.invariant(lab, live_after(expect), &lab.routed_to(&original, live_after(expect)));
+    if tag != CRASH_LOOP && proxy.answered(mode) == 0 {
+        observed.problems.push(format!("no query was answered {mode:?}: the case did not test what it names"));
+    }
+    let errored =
+        finished.events.iter().any(|event| event["event"] == "round" && event["round"]["verdict"] == "errored");
+    if tag == HEALTHY && fault != PrometheusFault::Warnings && !errored {
+        observed.problems.push("no round errored while Prometheus answered badly".into());
+    }
+    Ok(())
+}
+
+async fn takeover(lab: &Lab, prometheus: &str, observed: &mut Observed) -> Result<(), String> {
+    let original = lab.route();
+    let manifest = lab.manifest("v2", HEALTHY, prometheus, |text| {
+        text.replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 12s}")
+    });
+    let mut first = lab.spawn(&["run"], &manifest);
+    let reached = reach(lab, &mut first, Phase::Stage(0)).await;
+    let Some(holder) = lab.lock_holder().filter(|_| reached.is_ok()) else {
+        let _ = first.finish().await;
+        return reached.and(Err("the first run held no lock mid-stage".into()));
+    };
+    first.signal("STOP");
+    let frozen_at = jiff::Timestamp::now();
+    // The same command again: locked until the frozen run's lease expires, then it takes over and finishes.
+    let second = lab.run_until_unlocked(&manifest).await;
+    observed.expect_code("the run taking over", &second, 0);
+    if second.event("resuming").is_none() {
+        observed.problems.push("the second run did not resume the release in flight".into());
+    }
+    first.signal("CONT");
+    let resumed = first.finish().await;
+    observed.expect_code("the frozen run, resumed", &resumed, 6);
+    let agent = format!("fledge/{} (run {holder})", env!("CARGO_PKG_VERSION"));
+    let writes = lab.sim.writes();
+    let taken_over_at =
+        writes.iter().find(|write| write.at > frozen_at && write.user_agent != agent).map(|write| write.at);
+    match taken_over_at {
+        None => observed.problems.push("no other run wrote after the freeze: nothing took over".into()),
+        Some(taken_over_at) => {
+            let late: Vec<String> = writes
+                .iter()
+                .filter(|write| write.user_agent == agent && write.at >= taken_over_at)
+                .map(|write| format!("{} {} at {}", write.method, write.path, write.at))
+                .collect();
+            if !late.is_empty() {
+                observed.problems.push(format!("the frozen run wrote after the takeover: {late:?}"));
+            }
+        }
+    }
+    observed.invariant(lab, "v2", &lab.routed_to(&original, "v2"));
+    Ok(())
+}
+
+/// Sets the field at `pointer` (its parent must exist) to `value`.
+fn set(object: &mut Value, pointer: &str, value: Value) {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer with a parent");
+    let parent = object.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent} to set {key} in"));
+    parent[key] = value;
 }

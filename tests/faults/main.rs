@@ -1,12 +1,13 @@
 //! The fault matrix: releases of `reviews` broken in every way we know (signals in each phase, API faults,
 //! Prometheus outages, hand edits, concurrent runs), each ending with the same invariant: 100% of the route on one
 //! version whose pods are Ready, nothing orphaned, the lock free, the run record closed, the exit code right and
-//! the VirtualService as it was except what fledge owns.
+//! the route as it was except what fledge owns. The signal, API-fault and hand-edit cases run on both traffic
+//! providers: Istio (a VirtualService) and the Gateway API (an HTTPRoute, `gateway-api: ` cases).
 //!
 //! ```text
 //!  case 1 ─▶ fledge-sim (bookinfo-01) ─┐
 //!  case 2 ─▶ fledge-sim (bookinfo-02) ─┼─▶ one Prometheus scrapes every mesh (namespaces keep series apart)
-//!  ...     (10 cases at a time)        ┘
+//!  ...     (14 cases at a time)        ┘
 //! ```
 //!
 //! `cargo test -p fledge --test faults [FILTER...]` runs the cases whose name contains a FILTER, prints a table and
@@ -27,14 +28,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How many cases run at once: each is mostly waiting on its release's clock.
-const PARALLEL: usize = 10;
+const PARALLEL: usize = 14;
 /// How long one case may take before it counts as failed.
 const CASE_DEADLINE: Duration = Duration::from_secs(240);
 
 /// Waits until Prometheus has seen traffic to `reviews` in every one of `namespaces`.
 pub(crate) async fn wait_for_traffic(prometheus: &str, namespaces: &[&str]) {
     let client = prometheus_http_query::Client::try_from(prometheus).unwrap();
-    let query = r#"sum by (destination_workload_namespace) (increase(istio_requests_total{reporter="destination",destination_service_name="reviews"}[10s])) > 50"#;
+    let query = r#"sum by (destination_workload_namespace) (increase(istio_requests_total{reporter="destination",destination_app="reviews"}[10s])) > 50"#;
     eventually("traffic to reviews in every namespace", Duration::from_secs(90), || async {
         let response = client.query(query).get().await.ok()?;
         let seen: Vec<String> = response
@@ -64,6 +65,7 @@ fn outcome_name(code: i32) -> &'static str {
         1 => "internal-error",
         3 => "preflight-failed",
         5 => "locked",
+        6 => "lock-lost",
         10 => "rolled-back-pod-health",
         11 => "rolled-back-metrics",
         12 => "rolled-back-deadline",
@@ -171,8 +173,9 @@ async fn main() -> ExitCode {
     while first_labs.len() < PARALLEL
         && let Some((number, case)) = queue.pop_front()
     {
-        let lab =
-            Lab::start(number, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("a simulator starts");
+        let lab = Lab::start(number, case.provider, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a simulator starts");
         first_labs.push((lab, case));
     }
     let targets: Vec<String> = first_labs.iter().map(|(lab, _)| lab.metrics_target()).collect();
@@ -194,7 +197,7 @@ async fn main() -> ExitCode {
             loop {
                 let next = queue.lock().unwrap().pop_front();
                 let Some((number, case)) = next else { return rows };
-                match Lab::start_on_slot(number, address).await {
+                match Lab::start_on_slot(number, case.provider, address).await {
                     Ok(lab) => rows.push(run_case(lab, case, &url).await),
                     Err(error) => rows.push(Row {
                         number,

@@ -79,7 +79,8 @@ Examples:
     /// Run a release: deploy, gate, shift traffic in stages with metric checks, then promote or roll back.
     ///
     /// Blocks until the release ends; the exit code is the verdict (docs/exit-codes.md): 0 promoted, 4 waiting
-    /// for approval, 10-14 rolled back (pod health, metrics, deadline, cancelled, error), 20 rollback failed. The
+    /// for approval, 6 lost the lock to another run, 10-14 rolled back (pod health, metrics, deadline, cancelled,
+    /// error), 20 rollback failed. The
     /// run record and lock live in the cluster, so running the same command again after a crash resumes the
     /// release. The first SIGINT/SIGTERM rolls back and exits 13; a second exits at once (20), leaving the
     /// record for `fledge abort`.
@@ -91,32 +92,27 @@ Examples:
   fledge run release.yaml --report-junit fledge.xml --report-json fledge.json
   fledge run release.yaml --kubeconfig ~/.kube/staging --context staging")]
     Run {
-        /// The release manifest.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        #[command(flatten)]
+        target: ReleaseTarget,
         /// Continue a release that stopped after an approval stage.
         #[arg(long)]
         approve: bool,
         #[command(flatten)]
         reports: ReportArguments,
-        #[command(flatten)]
-        cluster: ClusterArguments,
     },
     /// Check everything a release needs and show what it would change, changing nothing.
     ///
-    /// Runs the preflight against the cluster and Prometheus (route, live version, Service, every query), then
-    /// prints the Deployment and subset it would add, the weights per stage, and the rendered queries. Exit 0 when
-    /// the release could start, 3 when preflight fails, 5 when another release of the service is in flight.
+    /// Runs the preflight against the cluster and Prometheus (route, live version, Service, the new Deployment as a
+    /// server-side dry run, every query), then prints the Deployment and subset it would add, the weights per stage,
+    /// and the rendered queries. Exit 0 when the release could start, 3 when preflight fails, 5 when another release
+    /// of the service is in flight.
     #[command(after_help = "\
 Examples:
   fledge plan release.yaml
   fledge plan release.yaml --kubeconfig ~/.kube/staging")]
     Plan {
-        /// The release manifest.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
         #[command(flatten)]
-        cluster: ClusterArguments,
+        target: ReleaseTarget,
     },
     /// Show the state of the service's release: phase, stage, weights, outcome.
     ///
@@ -127,14 +123,11 @@ Examples:
   fledge status release.yaml
   fledge status release.yaml --output json")]
     Status {
-        /// The release manifest (its service and namespace are used).
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        #[command(flatten)]
+        target: ReleaseTarget,
         /// How the status is shown on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
-        #[command(flatten)]
-        cluster: ClusterArguments,
     },
     /// Roll back the release in flight for the manifest's service, whatever its version.
     ///
@@ -145,11 +138,8 @@ Examples:
 Examples:
   fledge abort release.yaml")]
     Abort {
-        /// The release manifest (its service and namespace are used).
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
         #[command(flatten)]
-        cluster: ClusterArguments,
+        target: ReleaseTarget,
     },
     /// Deploy the new version of a release and run the crash-loop gate alone.
     ///
@@ -163,14 +153,11 @@ Examples:
   fledge gate release.yaml --no-deploy           # only judge the pods already running
   fledge gate release.yaml --kubeconfig ~/.kube/staging --context staging")]
     Gate {
-        /// The release manifest.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        #[command(flatten)]
+        target: ReleaseTarget,
         /// Do not apply the Deployment; gate the pods that are there.
         #[arg(long)]
         no_deploy: bool,
-        #[command(flatten)]
-        cluster: ClusterArguments,
     },
     /// Run one round of a release's metric checks now, and print each check's value, threshold and verdict.
     ///
@@ -206,9 +193,14 @@ Examples:
     #[command(after_help = "\
 Examples:
   fledge demo
+  fledge demo --gateway-api
   fledge demo --log-format json 2> events.jsonl
   fledge demo --metrics-port 9464 --prometheus-url http://127.0.0.1:9090   # your Prometheus scrapes :9464")]
     Demo {
+        /// Route reviews with a Gateway API HTTPRoute and one Service per version
+        /// (examples/sim/bookinfo-gateway-api.yaml) instead of an Istio VirtualService.
+        #[arg(long)]
+        gateway_api: bool,
         /// Use this Prometheus instead of starting one; it must scrape 127.0.0.1:<--metrics-port>/metrics.
         #[arg(long, value_name = "URL")]
         prometheus_url: Option<String>,
@@ -245,6 +237,9 @@ Examples:
         /// Times faster than real time (default: the analysis interval divided by 3 s, from 1 to 10).
         #[arg(long, value_name = "FACTOR")]
         speed: Option<f64>,
+        /// The traffic provider to rehearse with (default: the manifest's).
+        #[arg(long, value_enum, value_name = "PROVIDER")]
+        provider: Option<Provider>,
         /// How the results are shown on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -268,7 +263,18 @@ Examples:
         /// Scenario file: behaviours by image, traffic, and objects to create at start.
         #[arg(long, value_name = "FILE")]
         scenario: Option<PathBuf>,
+        /// Also write a kubeconfig that acts as ServiceAccount NAMESPACE/NAME (with a token; RBAC decides what it
+        /// may do). Repeatable.
+        #[arg(long = "service-account-kubeconfig", value_name = "NAMESPACE/NAME=PATH", value_parser = parse_account_kubeconfig)]
+        service_accounts: Vec<(String, String, PathBuf)>,
     },
+}
+
+fn parse_account_kubeconfig(text: &str) -> Result<(String, String, PathBuf), String> {
+    let (account, path) =
+        text.split_once('=').ok_or("write NAMESPACE/NAME=PATH, like bookinfo/fledge=/tmp/fledge.kubeconfig")?;
+    let (namespace, name) = account.split_once('/').ok_or("write the ServiceAccount as NAMESPACE/NAME")?;
+    Ok((namespace.to_owned(), name.to_owned(), PathBuf::from(path)))
 }
 
 fn parse_duration(text: &str) -> Result<fledge_core::Duration, String> {
@@ -286,6 +292,16 @@ pub(crate) struct ReportArguments {
     pub(crate) report_junit: Option<PathBuf>,
 }
 
+/// A release manifest and the cluster it is released to.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ReleaseTarget {
+    /// The release manifest.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArguments,
+}
+
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ClusterArguments {
@@ -295,6 +311,32 @@ pub(crate) struct ClusterArguments {
     /// Kubeconfig context (default: the current context).
     #[arg(long, value_name = "NAME", global = true)]
     pub(crate) context: Option<String>,
+}
+
+/// A traffic provider, named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Provider {
+    /// An Istio VirtualService and DestinationRule.
+    Istio,
+    /// A Gateway API HTTPRoute and one Service per version.
+    GatewayApi,
+}
+
+impl Provider {
+    /// `release` routed by this provider: unchanged when it already is, else with the provider's defaults.
+    pub(crate) fn apply(self, release: &mut fledge_core::Release) {
+        use fledge_core::release::{GatewayApiTraffic, IstioTraffic, TrafficProvider};
+        let service = &release.service.name;
+        match (self, &release.traffic.provider) {
+            (Provider::Istio, TrafficProvider::Istio(_)) | (Provider::GatewayApi, TrafficProvider::GatewayApi(_)) => {}
+            (Provider::Istio, _) => {
+                release.traffic.provider = TrafficProvider::Istio(IstioTraffic::for_service(service))
+            }
+            (Provider::GatewayApi, _) => {
+                release.traffic.provider = TrafficProvider::GatewayApi(GatewayApiTraffic::for_service(service));
+            }
+        }
+    }
 }
 
 /// Output formats for results.

@@ -5,23 +5,22 @@
 //! ```
 
 mod adapters;
-mod api_retry;
 mod cli;
-mod cluster;
 mod commands;
 mod error_report;
+mod launch;
 mod notify;
+mod progress;
 mod rehearsal;
-mod release_report;
-mod report;
+mod reports;
 mod simulation;
-mod summary;
+mod views;
 
 use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let arguments = cli::Arguments::parse();
-    report::init_logging(arguments.log_format);
+    progress::init_logging(arguments.log_format);
     let outcome = commands::run(arguments.command, arguments.log_format);
     std::process::ExitCode::from(outcome.exit_code().0)
 }

@@ -3,7 +3,7 @@
 //! for posts still in flight, then gives up on them.
 
 use fledge_core::Release;
-use fledge_core::release::{Notification, NotifyEvent};
+use fledge_core::release::{NotifyEvent, WebhookSource, url_host};
 use fledge_runner::{Event, Reporter};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,8 +19,33 @@ const DRAIN: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub(crate) struct Notifier {
     release: Release,
+    targets: Arc<Vec<Target>>,
     client: reqwest::Client,
     pending: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+/// A webhook with its URL at hand.
+struct Target {
+    url: String,
+    on: Vec<NotifyEvent>,
+}
+
+/// A webhook's URL, from the manifest, its file or its environment variable; `Err` says why it cannot be had,
+/// without the URL.
+fn resolve(source: &WebhookSource) -> Result<String, String> {
+    let url = match source {
+        WebhookSource::Url(url) => url.clone(),
+        WebhookSource::File(path) => std::fs::read_to_string(path)
+            .map_err(|error| format!("failed to read file {}: {error}", path.display()))?
+            .trim()
+            .to_owned(),
+        WebhookSource::Env(name) => std::env::var(name).map_err(|_| format!("${name} is not set"))?.trim().to_owned(),
+    };
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url)
+    } else {
+        Err("it does not hold an http:// or https:// URL".to_owned())
+    }
 }
 
 /// The subscription an event falls under, if any.
@@ -38,20 +63,29 @@ fn subscription(event: &Event) -> Option<NotifyEvent> {
 
 /// Where a webhook points, without its path and query (which may carry a token): for messages.
 fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    host.rsplit_once('@').map_or(host, |(_, host)| host)
+    url_host(url)
 }
 
 impl Notifier {
-    /// A notifier for `release`'s `notify` entries.
+    /// A notifier for `release`'s `notify` entries, their URLs read now; one that cannot be read is left out, with
+    /// a warning that names where it should have come from (never the URL).
     pub(crate) fn new(release: &Release) -> Notifier {
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .user_agent(concat!("fledge/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Notifier { release: release.clone(), client, pending: Arc::default() }
+        let mut targets = Vec::new();
+        for (index, notification) in release.notify.iter().enumerate() {
+            match resolve(&notification.webhook) {
+                Ok(url) => targets.push(Target { url, on: notification.on.clone() }),
+                Err(reason) => tracing::warn!(
+                    "notify[{index}]: {} cannot be used: {reason}; no events are posted to it",
+                    notification.webhook.describe()
+                ),
+            }
+        }
+        Notifier { release: release.clone(), targets: Arc::new(targets), client, pending: Arc::default() }
     }
 
     /// A reporter that posts subscribed events, then calls `next`.
@@ -65,8 +99,7 @@ impl Notifier {
 
     fn notify(&self, event: &Event) {
         let Some(kind) = subscription(event) else { return };
-        let targets: Vec<&Notification> =
-            self.release.notify.iter().filter(|notification| notification.on.contains(&kind)).collect();
+        let targets: Vec<&Target> = self.targets.iter().filter(|target| target.on.contains(&kind)).collect();
         if targets.is_empty() {
             return;
         }
@@ -86,7 +119,7 @@ impl Notifier {
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for target in targets {
-            let (client, url, body) = (self.client.clone(), target.webhook.clone(), body.clone());
+            let (client, url, body) = (self.client.clone(), target.url.clone(), body.clone());
             pending.push(tokio::spawn(async move { post(client, url, body).await }));
         }
     }
@@ -126,6 +159,24 @@ async fn post(client: reqwest::Client, url: String, body: Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_urls_come_from_the_manifest_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhook");
+        std::fs::write(&file, "https://hooks.example.com/services/T0/B0/X\n").unwrap();
+        assert_eq!(resolve(&WebhookSource::File(file)).unwrap(), "https://hooks.example.com/services/T0/B0/X");
+        let missing = resolve(&WebhookSource::File(dir.path().join("missing"))).unwrap_err();
+        assert!(missing.starts_with("failed to read file "), "{missing}");
+        assert_eq!(
+            resolve(&WebhookSource::Env("FLEDGE_TEST_UNSET_WEBHOOK".into())).unwrap_err(),
+            "$FLEDGE_TEST_UNSET_WEBHOOK is not set"
+        );
+        let garbage = dir.path().join("garbage");
+        std::fs::write(&garbage, "secret-but-not-a-url").unwrap();
+        let refused = resolve(&WebhookSource::File(garbage)).unwrap_err();
+        assert!(!refused.contains("secret"), "the file's contents are never shown: {refused}");
+    }
 
     #[test]
     fn messages_name_the_host_not_the_token() {

@@ -9,7 +9,7 @@
 //! Traffic is multiplied by the speed and every window divided by it, so the request counts a check sees (and
 //! `minRequests`) are those of the real release, and the exposure a rehearsal reports is in real-release requests.
 
-use fledge_core::release::{Release, TemplateSource};
+use fledge_core::release::{Release, TemplateSource, TrafficProvider};
 use fledge_core::{Duration, Outcome};
 use fledge_sim::scenario::{BehaviourRule, Scenario, TrafficSource};
 use serde_json::{Value, json};
@@ -105,19 +105,43 @@ pub(crate) fn scenario_for(release: &Release, behaviour: &str, rps: f64, speed: 
     if let TemplateSource::Deployment(name) = &release.deploy.template_source {
         objects.push(deployment(release, name, "template", 0, &live_image));
     }
-    objects.push(json!({
-        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-        "metadata": {"name": release.traffic.destination_rule, "namespace": namespace},
-        "spec": {"host": service.name, "subsets": [{"name": live, "labels": {"version": live}}]}
-    }));
-    objects.push(json!({
-        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-        "metadata": {"name": release.traffic.virtual_service, "namespace": namespace},
-        "spec": {"hosts": [service.name], "http": [{
-            "name": release.traffic.route.clone().unwrap_or_else(|| "primary".to_owned()),
-            "route": [{"destination": {"host": service.name, "subset": live}}]
-        }]}
-    }));
+    match &release.traffic.provider {
+        TrafficProvider::Istio(istio) => {
+            objects.push(json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": {"name": istio.destination_rule, "namespace": namespace},
+                "spec": {"host": service.name, "subsets": [{"name": live, "labels": {"version": live}}]}
+            }));
+            objects.push(json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": istio.virtual_service, "namespace": namespace},
+                "spec": {"hosts": [service.name], "http": [{
+                    "name": istio.route.clone().unwrap_or_else(|| "primary".to_owned()),
+                    "route": [{"destination": {"host": service.name, "subset": live}}]
+                }]}
+            }));
+        }
+        TrafficProvider::GatewayApi(gateway) => {
+            let live_service = gateway.service_name(&service.name, &live);
+            objects.push(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": live_service, "namespace": namespace,
+                             "labels": {"app": service.name, "version": live}},
+                "spec": {"selector": {"app": service.name, "version": live}, "ports": [{"name": "http", "port": 80}]}
+            }));
+            objects.push(json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": gateway.http_route, "namespace": namespace},
+                "spec": {
+                    "parentRefs": [{"group": "", "kind": "Service", "name": service.name, "port": 80}],
+                    "rules": [{
+                        "name": gateway.rule.clone().unwrap_or_else(|| "primary".to_owned()),
+                        "backendRefs": [{"name": live_service, "port": 80}]
+                    }]
+                }
+            }));
+        }
+    }
     let rehearsed =
         if behaviour.trim() == "healthy" { BASELINE.to_owned() } else { format!("{BASELINE}, {behaviour}") };
     Scenario {
@@ -130,6 +154,7 @@ pub(crate) fn scenario_for(release: &Release, behaviour: &str, rps: f64, speed: 
             service: service.name.clone(),
             namespace: namespace.clone(),
             requests_per_second: rps * speed,
+            requests: Vec::new(),
         }],
         objects,
         ..Scenario::default()
@@ -163,47 +188,6 @@ impl Rehearsal {
     pub(crate) fn is_healthy(scenario: &str) -> bool {
         scenario.trim() == "healthy"
     }
-}
-
-/// The rehearsals as a table.
-pub(crate) fn table(rehearsals: &[Rehearsal]) -> String {
-    let header = ["SCENARIO", "OUTCOME", "CAUGHT", "WHERE", "TIME TO ABORT", "REQUESTS TO NEW", "FAILED"];
-    let rows: Vec<[String; 7]> = rehearsals
-        .iter()
-        .map(|rehearsal| {
-            let caught = match (Rehearsal::is_healthy(&rehearsal.scenario), rehearsal.as_expected) {
-                (true, true) => "- (promoted)".to_owned(),
-                (true, false) => "FALSE ALARM".to_owned(),
-                (false, true) => "yes".to_owned(),
-                (false, false) => "NO".to_owned(),
-            };
-            [
-                rehearsal.scenario.clone(),
-                rehearsal.outcome.to_string(),
-                caught,
-                rehearsal.caught_at.clone().unwrap_or_else(|| "-".to_owned()),
-                rehearsal
-                    .time_to_abort_seconds
-                    .map_or_else(|| "-".to_owned(), |seconds| Duration::from_secs(seconds.round() as u64).to_string()),
-                rehearsal.requests_to_new.to_string(),
-                rehearsal.failed_requests.to_string(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header = header.map(str::to_owned);
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

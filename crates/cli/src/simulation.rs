@@ -21,7 +21,7 @@ pub(crate) enum WorldError {
     #[error("failed to start Prometheus (or pass --prometheus-url)")]
     Prometheus(#[source] PrometheusError),
     #[error("failed to create a client for the simulated cluster")]
-    Client(#[source] kube::Error),
+    Client(#[source] fledge_kube_client::ConnectError),
     #[error("no traffic to {service} reached Prometheus at {url} within {timeout:?}; does it scrape {metrics}?")]
     NoTraffic { service: String, url: String, metrics: String, timeout: Duration },
 }
@@ -31,7 +31,10 @@ pub(crate) struct SimulatedWorld {
     pub(crate) sim: Sim,
     _prometheus: Option<LocalPrometheus>,
     pub(crate) prometheus_url: String,
-    pub(crate) client: kube::Client,
+    /// The clients of a release on it.
+    pub(crate) clients: fledge_kube_client::Clients,
+    /// The write fence of the clients, for the release lock (one release at a time).
+    pub(crate) fence: fledge_kube_client::WriteFence,
 }
 
 impl SimulatedWorld {
@@ -57,9 +60,9 @@ impl SimulatedWorld {
                 (Some(prometheus), url)
             }
         };
-        let config = kube::Config::new(sim.api_url().parse().expect("the simulator's URL is valid"));
-        let client = kube::Client::try_from(config).map_err(WorldError::Client)?;
-        Ok(SimulatedWorld { sim, _prometheus: prometheus, prometheus_url, client })
+        let options = fledge_kube_client::ConnectOptions::default();
+        let clients = fledge_kube_client::clients_for_url(sim.api_url(), &options).map_err(WorldError::Client)?;
+        Ok(SimulatedWorld { sim, _prometheus: prometheus, prometheus_url, clients, fence: options.fence })
     }
 
     /// Waits until Prometheus has seen requests to `service` in `namespace`, so checks have data from the start.
@@ -76,7 +79,7 @@ impl SimulatedWorld {
         let timeout = Duration::from_secs(60);
         let client = PrometheusClient::new(&settings).map_err(|_| self.no_traffic(service, timeout))?;
         let query = format!(
-            r#"sum(increase(istio_requests_total{{reporter="destination",destination_service_namespace="{namespace}",destination_service_name="{service}"}}[10s]))"#
+            r#"sum(increase(istio_requests_total{{reporter=~"destination|waypoint",destination_workload_namespace="{namespace}",destination_app="{service}"}}[10s]))"#
         );
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {

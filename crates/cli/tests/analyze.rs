@@ -15,7 +15,7 @@ fn workspace() -> PathBuf {
 /// split 50/50 between v1 and v2.
 fn scenario() -> Scenario {
     let mut text = std::fs::read_to_string(workspace().join("examples/sim/bookinfo.yaml")).unwrap();
-    let subsets = "        - name: v1\n          labels: {version: v1}\n";
+    let subsets = "      subsets:\n";
     assert!(text.contains(subsets));
     text = text.replace(
         subsets,

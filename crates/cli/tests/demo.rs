@@ -1,9 +1,20 @@
-//! `fledge demo` runs to completion: v2 promoted through its three stages, v3 caught and rolled back with the
-//! reason shown.
+//! `fledge demo` runs to completion, through Istio and through the Gateway API: v2 promoted through its three
+//! stages, v3 caught and rolled back with the reason shown.
 
 #[test]
 fn the_demo_promotes_a_healthy_version_then_rolls_back_a_bad_one() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fledge")).arg("demo").output().unwrap();
+    demo(&[]);
+}
+
+#[test]
+fn the_demo_through_the_gateway_api_does_the_same() {
+    let stdout = demo(&["--gateway-api"]);
+    assert!(stdout.contains("routed by a Gateway API HTTPRoute"), "{stdout}");
+}
+
+/// `fledge demo ARGUMENTS` to its end: both releases as expected; its stdout.
+fn demo(arguments: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fledge")).arg("demo").args(arguments).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
@@ -16,4 +27,5 @@ fn the_demo_promotes_a_healthy_version_then_rolls_back_a_bad_one() {
     for stage in ["stage 1/3", "stage 2/3", "stage 3/3"] {
         assert!(stderr.contains(stage), "{stage}: {stderr}");
     }
+    stdout
 }

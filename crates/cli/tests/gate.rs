@@ -40,11 +40,16 @@ fn start_sim() -> SimProcess {
 }
 
 fn gate(sim: &SimProcess, version: &str, tag: &str, gate: &str) -> Output {
+    gate_with(sim, &format!("version: {version}, previousVersion: v1"), version, tag, gate)
+}
+
+/// `fledge gate` on a manifest whose `service` has `service_fields` besides its name and namespace.
+fn gate_with(sim: &SimProcess, service_fields: &str, version: &str, tag: &str, gate: &str) -> Output {
     let manifest = sim._dir.path().join(format!("{version}.yaml"));
     std::fs::write(
         &manifest,
         format!(
-            "apiVersion: fledge/v1\nkind: Release\nservice: {{name: reviews, namespace: bookinfo, version: {version}, previousVersion: v1}}\ndeploy:\n  image: registry.example.com/bookinfo/reviews:{tag}\n  replicas: 2\ngate: {{{gate}}}\n"
+            "apiVersion: fledge/v1\nkind: Release\nservice: {{name: reviews, namespace: bookinfo, {service_fields}}}\ndeploy:\n  image: registry.example.com/bookinfo/reviews:{tag}\n  replicas: 2\ngate: {{{gate}}}\n"
         ),
     )
     .unwrap();
@@ -167,8 +172,27 @@ fn fledge_gate_without_a_cluster_fails_preflight_with_the_cause() {
     assert_eq!(output.status.code(), Some(3), "preflight failed: nothing changed");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.starts_with("error: failed to deploy the new version: failed to read Service bookinfo/reviews: "),
+        stderr.contains("WARN the Kubernetes API is not answering; retrying for up to 30s"),
+        "a long wait is announced: {stderr}"
+    );
+    assert!(
+        stderr.lines().last().unwrap_or_default().starts_with(
+            "error: failed to deploy the new version: failed to read Service bookinfo/reviews: ServiceError: client error (Connect): "
+        ),
         "{stderr}"
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+}
+
+#[test]
+fn fledge_gate_finds_the_live_version_from_the_route_as_run_does() {
+    let sim = start_sim();
+    // Two gates in a row, neither naming the live version: the second finds reviews-v2 (left by the first) beside
+    // reviews-v1, and takes the live version from the route instead of refusing to guess.
+    for version in ["v2", "v3"] {
+        let output = gate_with(&sim, &format!("version: {version}"), version, "2.0.0", "timeout: 30s, stableFor: 2s");
+        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(output.status.code(), Some(0), "{version}: {printed}");
+        assert!(printed.contains(&format!("reviews-{version}: healthy after")), "{version}: {printed}");
+    }
 }

@@ -22,6 +22,10 @@ promote: {scaleDownDelay: 1s}
 ";
 
 fn rehearse(scenario: &str) -> (i32, Vec<Value>) {
+    rehearse_with(scenario, &[])
+}
+
+fn rehearse_with(scenario: &str, arguments: &[&str]) -> (i32, Vec<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("policy.yaml");
     std::fs::write(&manifest, POLICY).unwrap();
@@ -29,6 +33,7 @@ fn rehearse(scenario: &str) -> (i32, Vec<Value>) {
         .arg("rehearse")
         .arg(&manifest)
         .args(["--scenario", scenario, "--rps", "100", "--output", "json"])
+        .args(arguments)
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -53,6 +58,19 @@ fn a_version_with_errors_is_caught_at_stage_one_with_the_exposure_the_traffic_im
     assert!((60.0..=260.0).contains(&requests), "about 20 rps for a few seconds: {rehearsal}");
     let rate = failed / requests;
     assert!((0.03..=0.2).contains(&rate), "about 10% of them failed: {rehearsal}");
+}
+
+#[test]
+fn the_same_policy_through_the_gateway_api_catches_the_same_version_at_the_same_stage() {
+    let (code, rehearsals) = rehearse_with("errors=10%", &["--provider", "gateway-api"]);
+    assert_eq!(code, 0, "the policy caught it: {rehearsals:#?}");
+    let rehearsal = &rehearsals[0];
+    assert_eq!(
+        (rehearsal["outcome"].as_str(), rehearsal["caughtAt"].as_str()),
+        (Some("rolled-back-metrics"), Some("stage 1 (20%)"))
+    );
+    let requests = rehearsal["requestsToNew"].as_u64().unwrap() as f64;
+    assert!((60.0..=260.0).contains(&requests), "about 20 rps through the HTTPRoute for a few seconds: {rehearsal}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! `fledge sim` as an operator runs it: it prints its URLs, writes a kubeconfig kubectl can use, and serves the
-//! bookinfo scenario until interrupted.
+//! `fledge sim` as an operator runs it: it prints its URLs, writes a kubeconfig kubectl can use (and, when asked, one
+//! for a ServiceAccount that RBAC holds to its Role), and serves the bookinfo scenario until interrupted.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,9 +11,12 @@ fn fledge_sim_serves_the_bookinfo_scenario_to_kubectl() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
+    let account = dir.path().join("fledge-kubeconfig");
     let mut sim = Command::new(env!("CARGO_BIN_EXE_fledge"))
         .args(["sim", "--scenario", "examples/sim/bookinfo.yaml", "--kubeconfig"])
         .arg(&kubeconfig)
+        .arg("--service-account-kubeconfig")
+        .arg(format!("bookinfo/fledge={}", account.display()))
         .current_dir(&workspace)
         .stdout(Stdio::piped())
         .spawn()
@@ -24,6 +27,27 @@ fn fledge_sim_serves_the_bookinfo_scenario_to_kubectl() {
     assert!(api.starts_with("api: http://127.0.0.1:"), "{api}");
     assert!(metrics.starts_with("metrics: http://127.0.0.1:") && metrics.ends_with("/metrics"), "{metrics}");
     assert_eq!(lines.next().unwrap().unwrap(), format!("kubeconfig: {}", kubeconfig.display()));
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        format!("kubeconfig of ServiceAccount bookinfo/fledge: {}", account.display())
+    );
+    let kubectl = |kubeconfig: &Path, arguments: &[&str]| {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(arguments)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let rbac = workspace.join("manifests/rbac.yaml");
+    kubectl(&kubeconfig, &["apply", "-f", rbac.to_str().unwrap()]);
+    let can_i = |arguments: &[&str]| kubectl(&account, &[&["auth", "can-i"], arguments].concat());
+    assert_eq!(can_i(&["patch", "deployments", "-n", "bookinfo"]), "yes", "as manifests/rbac.yaml grants");
+    assert_eq!(can_i(&["delete", "pods", "-n", "bookinfo"]), "no");
+    assert_eq!(can_i(&["list", "nodes"]), "no");
 
     let started = Instant::now();
     let pods = loop {

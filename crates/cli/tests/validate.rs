@@ -42,6 +42,15 @@ fn examples_are_valid_and_summarised_on_stdout() {
     assert!(stdout.contains("    2.  50% for 5m  then wait for approval\n"), "{stdout}");
     assert!(stdout.contains("success-rate  >= 99%"), "{stdout}");
     assert!(stdout.contains("latency-p99-vs-previous   at most +20% vs the previous version"), "{stdout}");
+    // Both traffic providers.
+    assert!(
+        stdout.contains("  traffic   VirtualService reviews, DestinationRule reviews; pinned routes: move\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  traffic   HTTPRoute reviews, rule primary, new version's Service reviews-v2, accepted within 30s; pinned routes: move\n"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -118,6 +127,31 @@ fn json_output_carries_the_release_with_defaults() {
     assert_eq!(release["gate"]["timeout"], "5m");
     assert_eq!(release["stages"].as_array().unwrap().len(), 3);
     assert_eq!(release["analysis"]["metrics"][0]["name"], "success-rate");
+}
+
+#[test]
+fn diagnostics_never_print_a_webhook_path_or_a_credential() {
+    let output = fledge(&["validate", "crates/manifest/tests/fixtures/invalid/webhook-secrets.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let printed = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(printed.contains("https://***@hooks.slack.com/***"), "{printed}");
+    for secret in ["hunter2", "XXXXSECRET", "T0000", "bot:"] {
+        assert!(!printed.contains(secret), "`{secret}` was printed:\n{printed}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("release.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: fledge/v1\nkind: Release\nservice: {name: reviews, version: v2}\ndeploy: {image: r:2}\nnotify:\n  - webhook: https://hooks.slack.com/services/T0000/B0000/XXXXSECRET\n",
+    )
+    .unwrap();
+    let json = fledge(&["validate", "--output", "json", manifest.to_str().unwrap()]);
+    assert_eq!(json.status.code(), Some(0));
+    let results: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        results[0]["release"]["notify"][0]["webhook"],
+        serde_json::json!({ "url": "https://hooks.slack.com/***" })
+    );
 }
 
 #[test]

@@ -12,7 +12,9 @@
 
 pub mod analysis;
 pub mod duration;
+mod error_chain;
 pub mod names;
+pub mod notification;
 pub mod outcome;
 pub mod percentage;
 pub mod phase;
@@ -25,6 +27,7 @@ pub mod verdict;
 pub mod weight;
 
 pub use duration::Duration;
+pub use error_chain::error_chain;
 
 /// The field manager of every write fledge makes to a cluster (server-side apply and patches), so `managedFields`
 /// shows what fledge owns.

@@ -135,6 +135,15 @@ pub fn check_image_reference(reference: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether a mesh host names the Service `service` of `namespace`: `reviews`, `reviews.<ns>`, `reviews.<ns>.svc` or
+/// the FQDN `reviews.<ns>.svc.cluster.local`.
+pub fn host_matches(host: &str, service: &str, namespace: &str) -> bool {
+    host == service
+        || host == format!("{service}.{namespace}")
+        || host == format!("{service}.{namespace}.svc")
+        || host == format!("{service}.{namespace}.svc.cluster.local")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

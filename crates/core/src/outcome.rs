@@ -23,6 +23,9 @@ pub enum Outcome {
     AwaitingApproval,
     /// Another run holds the release lock for this service.
     Locked,
+    /// This run lost the release lock while it ran (frozen or cut off past the renew deadline, or taken over): it
+    /// stopped at once without another write; the run holding the lock now owns the release.
+    LockLost,
     /// Rolled back, traffic restored, because of the reason given.
     RolledBack(RollbackReason),
     /// A rollback could not finish; the cluster needs a person. The state record says what is left.
@@ -59,13 +62,14 @@ pub struct ExitCode(pub u8);
 
 impl Outcome {
     /// Every outcome, in exit-code order.
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Promoted,
         Outcome::InternalError,
         Outcome::InvalidInput,
         Outcome::PreflightFailed,
         Outcome::AwaitingApproval,
         Outcome::Locked,
+        Outcome::LockLost,
         Outcome::RolledBack(RollbackReason::PodHealth),
         Outcome::RolledBack(RollbackReason::Metrics),
         Outcome::RolledBack(RollbackReason::Deadline),
@@ -83,6 +87,7 @@ impl Outcome {
             Outcome::PreflightFailed => 3,
             Outcome::AwaitingApproval => 4,
             Outcome::Locked => 5,
+            Outcome::LockLost => 6,
             Outcome::RolledBack(RollbackReason::PodHealth) => 10,
             Outcome::RolledBack(RollbackReason::Metrics) => 11,
             Outcome::RolledBack(RollbackReason::Deadline) => 12,
@@ -101,6 +106,7 @@ impl Outcome {
             Outcome::PreflightFailed => "preflight-failed",
             Outcome::AwaitingApproval => "awaiting-approval",
             Outcome::Locked => "locked",
+            Outcome::LockLost => "lock-lost",
             Outcome::RolledBack(RollbackReason::PodHealth) => "rolled-back-pod-health",
             Outcome::RolledBack(RollbackReason::Metrics) => "rolled-back-metrics",
             Outcome::RolledBack(RollbackReason::Deadline) => "rolled-back-deadline",

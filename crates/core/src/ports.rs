@@ -5,6 +5,7 @@
 //!              ┌── Workloads ──────── fledge-deploy   (Deployments)
 //!              ├── HealthGate ─────── fledge-gate     (pods, watched)
 //!  runner ─────┼── TrafficRouting ─── fledge-traffic  (VirtualService, DestinationRule)
+//!              │                  └─ fledge-gateway-api (HTTPRoute, a Service per version)
 //!              ├── MetricsAnalyzer ── fledge-metrics  (Prometheus)
 //!              └── StateStore ─────── fledge-deploy   (run record, Lease lock)
 //! ```
@@ -39,6 +40,11 @@ pub trait Workloads: Send + Sync {
         release: &Release,
         live_version: &str,
     ) -> impl Future<Output = Result<LiveWorkload, PortError>> + Send;
+
+    /// Checks the API server would accept the new version's Deployment as [`deploy`](Self::deploy) would apply it,
+    /// storing nothing (a server-side dry run).
+    fn check_deploy(&self, release: &Release, live_version: &str)
+    -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Applies the new version's Deployment; applying it again changes nothing.
     fn deploy(&self, release: &Release, live_version: &str) -> impl Future<Output = Result<(), PortError>> + Send;
@@ -91,18 +97,23 @@ pub trait HealthMonitor: Send {
     fn diagnose(&self) -> impl Future<Output = String> + Send;
 }
 
-/// The Istio route of the service.
+/// The route of the service, through its traffic provider.
 pub trait TrafficRouting: Send + Sync {
     /// Checks the route can be shifted and records what to restore (serialized into the run record). Finds the
-    /// live version: `previous_version`, or the subset that takes all of the route's traffic.
+    /// live version: `previous_version`, or the version that takes all of the route's traffic.
     fn preflight(
         &self,
         release: &Release,
         previous_version: Option<&str>,
     ) -> impl Future<Output = Result<TrafficPlan, PortError>> + Send;
 
-    /// Adds the subset of `version` (0% of traffic).
-    fn add_subset(&self, version: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Makes `version` routable at 0% of traffic (its subset or Service, a copy of the live one's), as `snapshot`
+    /// planned it.
+    fn add_version(
+        &self,
+        snapshot: &serde_json::Value,
+        version: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Sends `weight` of the service's share to `version`, the rest to the live one; verifies it.
     fn set_weight(
@@ -119,19 +130,30 @@ pub trait TrafficRouting: Send + Sync {
         version: &str,
     ) -> impl Future<Output = Result<RouteWeights, PortError>> + Send;
 
-    /// Puts the route back exactly as recorded and removes the subset of `version` if it was added.
+    /// Puts the route back exactly as recorded and removes the subset (or Service) of `version` if it was added.
     fn restore(
         &self,
         snapshot: &serde_json::Value,
         version: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
-    /// After promotion of `version`: removes the old version's destination and subset.
+    /// After promotion of `version`: deals with the routes pinned to the old version as the manifest says (moves
+    /// them to `version`, or keeps the old version for them), then removes the old version's destination and, unless
+    /// it is kept, its subset. Says what it did; the runner retires the old Deployment only when nothing keeps it.
     fn retire_live(
         &self,
         snapshot: &serde_json::Value,
         version: &str,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    ) -> impl Future<Output = Result<Retirement, PortError>> + Send;
+}
+
+/// What retiring the old version from the routes did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retirement {
+    /// Routes pinned to the old version that now send to the new one.
+    pub moved: Vec<String>,
+    /// Routes pinned to the old version that keep it alive (its Deployment running, its subset in place).
+    pub kept_for: Vec<String>,
 }
 
 /// The weights of the managed route, out of the service's share.
@@ -155,12 +177,17 @@ impl RouteWeights {
 /// What traffic preflight found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrafficPlan {
-    /// The live version (its subset).
+    /// The live version.
     pub live_version: String,
     /// What to restore, opaque to the runner.
     pub snapshot: serde_json::Value,
     /// The route, as people name it: `reviews/reviews route #0`.
     pub route: String,
+    /// What the release adds for the new version, as people read it (`subset v2 in DestinationRule reviews, ...`,
+    /// `Service reviews-v2, ...`).
+    pub adds: Vec<String>,
+    /// Routes outside the managed one that send to the live version, as people name them.
+    pub pinned_routes: Vec<String>,
 }
 
 /// Prometheus analysis.
@@ -202,8 +229,12 @@ pub trait StateStore: Send + Sync {
     /// renews it.
     fn lock(&self, holder: &str) -> impl Future<Output = Result<Lock, PortError>> + Send;
 
-    /// Releases the lock (a lock already lost is not an error).
+    /// Releases the lock (a lock already lost is not an error, and is not touched: another run holds it).
     fn unlock(&self) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Resolves, with the reason, when the lock this run holds is lost: another run took it over, or it could not be
+    /// renewed in time. From then on the adapter refuses every write; pending while the lock is held (or not taken).
+    fn lost(&self) -> impl Future<Output = String> + Send;
 
     /// The run record, if there is one.
     fn load(&self) -> impl Future<Output = Result<Option<RunRecord>, PortError>> + Send;

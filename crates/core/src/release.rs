@@ -6,6 +6,8 @@
 
 use crate::{Duration, Percentage, Weight};
 use serde::{Deserialize, Serialize};
+
+pub use crate::notification::{Notification, NotifyEvent, WebhookSource, redacted_url, url_host};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -19,7 +21,7 @@ pub struct Release {
     pub deploy: Deploy,
     /// The crash-loop gate: pod health before any traffic and during every stage.
     pub gate: Gate,
-    /// The Istio resources whose weights fledge shifts.
+    /// How traffic is shifted: the provider and its resources.
     pub traffic: Traffic,
     /// Where metrics are read.
     pub prometheus: Prometheus,
@@ -116,16 +118,116 @@ pub struct Gate {
     pub ignore_restarts_of: Vec<String>,
 }
 
-/// The Istio resources fledge shifts traffic with.
+/// How fledge shifts the service's traffic: the provider and its resources, and what happens to references to the
+/// live version outside the managed route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Traffic {
+    /// The traffic provider and the resources it edits.
+    pub provider: TrafficProvider,
+    /// What a release does with routes outside the managed one that send to the live version.
+    pub pinned_routes: PinnedRoutes,
+}
+
+/// The traffic provider: exactly one per release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrafficProvider {
+    /// An Istio VirtualService split over DestinationRule subsets.
+    Istio(IstioTraffic),
+    /// A Gateway API HTTPRoute split over one Service per version.
+    GatewayApi(GatewayApiTraffic),
+}
+
+impl TrafficProvider {
+    /// The provider's name in manifests and on the command line: `istio` or `gateway-api`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrafficProvider::Istio(_) => "istio",
+            TrafficProvider::GatewayApi(_) => "gateway-api",
+        }
+    }
+}
+
+/// The Istio resources fledge shifts traffic with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioTraffic {
     /// VirtualService name.
     pub virtual_service: String,
     /// DestinationRule name.
     pub destination_rule: String,
     /// Name of the http route to manage; `None` means "the only route whose destinations are this service".
     pub route: Option<String>,
+}
+
+/// The Gateway API route fledge shifts traffic with, and how it names each version's Service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiTraffic {
+    /// HTTPRoute name.
+    pub http_route: String,
+    /// Name of the rule to manage; `None` means "the only rule whose backends are this service's".
+    pub rule: Option<String>,
+    /// The name of a version's Service: `{service}` and `{version}` replaced (default `{service}-{version}`).
+    pub version_service: String,
+    /// How long every parent of the route may take to accept a change before the change counts as refused.
+    pub acceptance_timeout: Duration,
+}
+
+impl IstioTraffic {
+    /// The defaults for `service`: the VirtualService and DestinationRule named like it, the only route for it.
+    pub fn for_service(service: &str) -> IstioTraffic {
+        IstioTraffic { virtual_service: service.to_owned(), destination_rule: service.to_owned(), route: None }
+    }
+}
+
+impl GatewayApiTraffic {
+    /// The default naming of the version Services.
+    pub const DEFAULT_VERSION_SERVICE: &str = "{service}-{version}";
+    /// The default acceptance timeout.
+    pub const DEFAULT_ACCEPTANCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// The defaults for `service`: the HTTPRoute named like it, the only rule for it, `{service}-{version}`.
+    pub fn for_service(service: &str) -> GatewayApiTraffic {
+        GatewayApiTraffic {
+            http_route: service.to_owned(),
+            rule: None,
+            version_service: Self::DEFAULT_VERSION_SERVICE.to_owned(),
+            acceptance_timeout: Self::DEFAULT_ACCEPTANCE_TIMEOUT,
+        }
+    }
+
+    /// The name of the Service of `version` of `service`.
+    pub fn service_name(&self, service: &str, version: &str) -> String {
+        self.version_service.replace("{service}", service).replace("{version}", version)
+    }
+}
+
+/// What a release does with routes, outside the managed one, that send to the live version's subset by name (a
+/// header-matched debug route, a tcp route, another VirtualService of the host). Without a choice, promotion would
+/// leave them pointing at a subset that no longer exists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinnedRoutes {
+    /// At promotion, before the old version is retired, point them at the new version.
+    #[default]
+    Move,
+    /// Leave them on the old version, and keep the old version (its Deployment, running, and its subset) for them.
+    Keep,
+    /// Refuse the release at preflight (exit 3) while such routes exist.
+    Refuse,
+}
+
+impl PinnedRoutes {
+    /// The name used in manifests.
+    pub fn manifest_name(self) -> &'static str {
+        match self {
+            PinnedRoutes::Move => "move",
+            PinnedRoutes::Keep => "keep",
+            PinnedRoutes::Refuse => "refuse",
+        }
+    }
 }
 
 /// How fledge reaches Prometheus. Credentials are only ever read from files, so a manifest never holds a secret.
@@ -176,6 +278,36 @@ pub struct Analysis {
     pub query_error_limit: u32,
     /// The checks, in manifest order.
     pub metrics: Vec<MetricCheck>,
+    /// Which proxies report the builtins' requests; `None` means "what Prometheus shows for the live version".
+    pub data_plane: Option<DataPlane>,
+}
+
+/// Istio's data plane, which decides which proxy reports a request to the service's pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataPlane {
+    /// Sidecar proxies: the server's sidecar reports (`reporter="destination"`).
+    Sidecar,
+    /// Ambient mode: the service's waypoint proxy reports (`reporter="waypoint"`).
+    Ambient,
+}
+
+impl DataPlane {
+    /// The name used in manifests.
+    pub fn manifest_name(self) -> &'static str {
+        match self {
+            DataPlane::Sidecar => "sidecar",
+            DataPlane::Ambient => "ambient",
+        }
+    }
+
+    /// The value of Istio's `reporter` label that counts each request once, as the server side saw it.
+    pub fn reporter(self) -> &'static str {
+        match self {
+            DataPlane::Sidecar => "destination",
+            DataPlane::Ambient => "waypoint",
+        }
+    }
 }
 
 /// What a check that has no data does.
@@ -408,56 +540,4 @@ impl CleanupPolicy {
 pub struct Rollback {
     /// The new version's Deployment after traffic is restored.
     pub new_version: CleanupPolicy,
-}
-
-/// A webhook told about the release's progress.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Notification {
-    /// The URL that receives a JSON POST per event.
-    pub webhook: String,
-    /// The events sent to it.
-    pub on: Vec<NotifyEvent>,
-}
-
-/// Release events a webhook can subscribe to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NotifyEvent {
-    /// The release started (after preflight).
-    Started,
-    /// A stage's analysis passed.
-    StagePassed,
-    /// The release stopped at an approval stage.
-    AwaitingApproval,
-    /// The new version is live.
-    Promoted,
-    /// The release was rolled back.
-    RolledBack,
-    /// A rollback could not finish; someone must look at the cluster.
-    RollbackFailed,
-}
-
-impl NotifyEvent {
-    /// Every event, in the order a release can emit them.
-    pub const ALL: [NotifyEvent; 6] = [
-        NotifyEvent::Started,
-        NotifyEvent::StagePassed,
-        NotifyEvent::AwaitingApproval,
-        NotifyEvent::Promoted,
-        NotifyEvent::RolledBack,
-        NotifyEvent::RollbackFailed,
-    ];
-
-    /// The name used in manifests.
-    pub fn manifest_name(self) -> &'static str {
-        match self {
-            NotifyEvent::Started => "started",
-            NotifyEvent::StagePassed => "stage-passed",
-            NotifyEvent::AwaitingApproval => "awaiting-approval",
-            NotifyEvent::Promoted => "promoted",
-            NotifyEvent::RolledBack => "rolled-back",
-            NotifyEvent::RollbackFailed => "rollback-failed",
-        }
-    }
 }

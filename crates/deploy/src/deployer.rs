@@ -98,6 +98,17 @@ pub enum DeployError {
         #[source]
         source: kube::Error,
     },
+    /// The API server would not accept the Deployment (a server-side dry run).
+    #[error("the API server would not accept Deployment {namespace}/{name} (server-side dry run, nothing was stored)")]
+    DryRun {
+        /// Namespace.
+        namespace: String,
+        /// Deployment name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Scaling failed.
     #[error("failed to scale Deployment {namespace}/{name} to {replicas}")]
     Scale {
@@ -224,6 +235,33 @@ impl Deployer {
     /// Applies the new version's Deployment with server-side apply (manager `fledge`, forced: the new version's
     /// Deployment is fledge's). Applying the same release again changes nothing.
     pub async fn apply(&self, release: &Release, previous_version: Option<&str>) -> Result<Deployment, DeployError> {
+        let (name, applied) = self.desired(release, previous_version).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.deployments.patch(&name, &params, &Patch::Apply(&applied)).await.map_err(|source| DeployError::Apply {
+            namespace: self.namespace.clone(),
+            name,
+            source,
+        })
+    }
+
+    /// Applies the new version's Deployment as a server-side dry run: the API server admits, defaults and validates
+    /// it as it would [`apply`](Self::apply) it, and stores nothing.
+    pub async fn check_apply(&self, release: &Release, previous_version: Option<&str>) -> Result<(), DeployError> {
+        let (name, applied) = self.desired(release, previous_version).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        self.deployments
+            .patch(&name, &params, &Patch::Apply(&applied))
+            .await
+            .map_err(|source| DeployError::DryRun { namespace: self.namespace.clone(), name, source })?;
+        Ok(())
+    }
+
+    /// The new version's Deployment's name and the object to apply.
+    async fn desired(
+        &self,
+        release: &Release,
+        previous_version: Option<&str>,
+    ) -> Result<(String, serde_json::Value), DeployError> {
         let name = release.deployment_name();
         let source = self.template_source(release, previous_version).await?;
         let mut desired = template::desired_deployment(release, source.as_ref())
@@ -232,12 +270,7 @@ impl Deployer {
         let mut applied = serde_json::to_value(&desired).unwrap_or_default();
         applied["apiVersion"] = "apps/v1".into();
         applied["kind"] = "Deployment".into();
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.deployments.patch(&name, &params, &Patch::Apply(&applied)).await.map_err(|source| DeployError::Apply {
-            namespace: self.namespace.clone(),
-            name,
-            source,
-        })
+        Ok((name, applied))
     }
 
     /// The rollout status of a Deployment, as `kubectl rollout status` decides it.

@@ -13,10 +13,8 @@
 mod deployer;
 mod port;
 pub mod rollout;
-pub mod state;
 pub mod template;
 
 pub use deployer::{DeployError, Deployer};
 pub use rollout::RolloutStatus;
-pub use state::{ClusterState, StateError};
 pub use template::{FIELD_MANAGER, TemplateError};

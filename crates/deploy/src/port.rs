@@ -16,6 +16,11 @@ impl Workloads for Deployer {
         })
     }
 
+    async fn check_deploy(&self, release: &Release, live_version: &str) -> Result<(), PortError> {
+        self.check_apply(release, Some(live_version)).await?;
+        Ok(())
+    }
+
     async fn deploy(&self, release: &Release, live_version: &str) -> Result<(), PortError> {
         self.apply(release, Some(live_version)).await?;
         Ok(())

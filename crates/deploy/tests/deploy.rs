@@ -13,7 +13,7 @@ async fn bookinfo() -> (Sim, kube::Client) {
     let mut scenario = Scenario::parse(&text).unwrap();
     scenario.time_scale = 20.0;
     let sim = Sim::start(SimConfig { scenario, ..SimConfig::default() }).await.unwrap();
-    let client = kube::Client::try_from(kube::Config::new(sim.api_url().parse().unwrap())).unwrap();
+    let client = fledge_kube_client::client_for_url(sim.api_url(), &Default::default()).unwrap();
     (sim, client)
 }
 

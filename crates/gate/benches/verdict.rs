@@ -263,7 +263,7 @@ async fn steady_state(sim: &Sim, client: &kube::Client, replicas: i32, window: D
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let sim = Sim::start(SimConfig { scenario: scenario(), ..SimConfig::default() }).await.expect("simulator");
-    let client = kube::Client::try_from(kube::Config::new(sim.api_url().parse().expect("url"))).expect("client");
+    let client = fledge_kube_client::client_for_url(sim.api_url(), &Default::default()).expect("client");
     println!(
         "gate verdicts against fledge-sim: {TRIALS} trials per case, {REPLICAS} pods each, istio-proxy sidecar injected"
     );

@@ -78,6 +78,117 @@ struct PodTrack {
     pending: HashMap<String, Instant>,
 }
 
+/// The pending clock of a pod waiting to be scheduled.
+const SCHEDULING: &str = "scheduling";
+
+impl PodTrack {
+    /// Readiness now: the stable clock starts at the first Ready and stops at any interruption.
+    fn note_readiness(&mut self, ready: bool, now: Instant) {
+        if ready {
+            self.ready_since.get_or_insert(now);
+        } else {
+            self.ready_since = None;
+        }
+    }
+
+    /// How long the pending condition `key` has been seen (its clock starts now if it is new).
+    fn pending_for(&mut self, key: &str, now: Instant) -> Duration {
+        now.duration_since(*self.pending.entry(key.to_owned()).or_insert(now))
+    }
+
+    /// The restarts a container had when the gate first saw it: 0 for pods created after the gate started.
+    fn baseline(&mut self, container: &ContainerStatus, created_after_start: bool) -> i32 {
+        *self.baselines.entry(container.name.clone()).or_insert(if created_after_start {
+            0
+        } else {
+            restarts_counted(container)
+        })
+    }
+}
+
+/// The worst failure seen so far.
+#[derive(Default)]
+struct Worst(Option<(Severity, GateFailure)>);
+
+impl Worst {
+    fn consider(&mut self, severity: Severity, failure: GateFailure) {
+        if self.0.as_ref().is_none_or(|(worst, _)| severity > *worst) {
+            self.0 = Some((severity, failure));
+        }
+    }
+}
+
+/// What a container's waiting reason means for the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonVerdict {
+    /// Retrying cannot fix it: the gate fails at once.
+    FailsAtOnce(GateFailureKind),
+    /// It may resolve itself: the gate fails when it lasts longer than `pendingGrace`, on the clock named so.
+    Pending {
+        /// The clock it runs on (image pulls share one, whether erring or backing off).
+        clock: &'static str,
+        /// The failure when the grace runs out.
+        kind: GateFailureKind,
+    },
+    /// Nothing the gate judges (running, or a reason of the restart counts: `CrashLoopBackOff`).
+    Fine,
+}
+
+/// The reason table: what a container's waiting `reason` (and its `message`, for the errors whose reason alone does
+/// not tell) means for the gate. Pure; the table at the top of this module says the same in words.
+pub fn reason_verdict(reason: &str, message: &str) -> ReasonVerdict {
+    match reason {
+        "InvalidImageName" | "ErrImageNeverPull" => ReasonVerdict::FailsAtOnce(GateFailureKind::InvalidImage),
+        // The kubelet's informer cache not synced yet is transient; a missing ConfigMap or Secret is not.
+        "CreateContainerConfigError" if !(message.contains("failed to sync") && message.contains("cache")) => {
+            ReasonVerdict::FailsAtOnce(GateFailureKind::ConfigError)
+        }
+        "CreateContainerConfigError" => {
+            ReasonVerdict::Pending { clock: reason_clock(reason), kind: GateFailureKind::ConfigError }
+        }
+        "RunContainerError" => ReasonVerdict::FailsAtOnce(GateFailureKind::CrashLoop),
+        "ErrImagePull" | "ImagePullBackOff" if pull_error_is_permanent(message) => {
+            ReasonVerdict::FailsAtOnce(GateFailureKind::ImagePull)
+        }
+        "ErrImagePull" | "ImagePullBackOff" => {
+            ReasonVerdict::Pending { clock: "image", kind: GateFailureKind::ImagePull }
+        }
+        "ContainerCreating" | "PodInitializing" => {
+            ReasonVerdict::Pending { clock: reason_clock(reason), kind: GateFailureKind::ConfigError }
+        }
+        _ => ReasonVerdict::Fine,
+    }
+}
+
+/// The pending clock of a waiting reason: its name.
+fn reason_clock(reason: &str) -> &'static str {
+    match reason {
+        "CreateContainerConfigError" => "CreateContainerConfigError",
+        "ContainerCreating" => "ContainerCreating",
+        _ => "PodInitializing",
+    }
+}
+
+/// The restarts of a container as the gate counts them, and as its diagnostics show them: the kubelet's restart
+/// count, plus one when the container has just exited with an error and is about to be restarted.
+pub fn restarts_counted(container: &ContainerStatus) -> i32 {
+    let exited_with_error = container
+        .state
+        .as_ref()
+        .and_then(|state| state.terminated.as_ref())
+        .is_some_and(|terminated| terminated.exit_code != 0);
+    container.restart_count + i32::from(exited_with_error)
+}
+
+/// The PodScheduled condition saying the pod cannot be scheduled, if it does.
+fn unschedulable(status: &k8s_openapi::api::core::v1::PodStatus) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+    status.conditions.iter().flatten().find(|condition| {
+        condition.type_ == "PodScheduled"
+            && condition.status == "False"
+            && condition.reason.as_deref() == Some("Unschedulable")
+    })
+}
+
 /// Severity of a failure candidate, for choosing which one to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Severity {
@@ -189,6 +300,8 @@ impl Assessor {
         self.healthy_or_waiting(now, deployment, pods)
     }
 
+    /// The worst failure of one pod now, if any: what its status says (the reason table, [`reason_verdict`]), how
+    /// long it has been pending, and how often its containers restarted since the gate started.
     fn assess_pod(&mut self, now: Instant, pod: &Pod) -> Option<(Severity, GateFailure)> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let name = pod_name(pod);
@@ -196,12 +309,7 @@ impl Assessor {
             pod.metadata.creation_timestamp.as_ref().is_some_and(|created| created.0 >= self.started);
         let policy = self.policy.clone();
         let track = self.pods.entry(uid).or_default();
-        // Readiness.
-        if is_ready(pod) {
-            track.ready_since.get_or_insert(now);
-        } else {
-            track.ready_since = None;
-        }
+        track.note_readiness(is_ready(pod), now);
         let status = pod.status.as_ref()?;
         let failure = |kind: GateFailureKind, container: Option<&str>, reason: &str, message: String| GateFailure {
             kind,
@@ -210,114 +318,57 @@ impl Assessor {
             reason: reason.to_owned(),
             message,
         };
+        let mut worst = Worst::default();
         let mut seen_pending: Vec<String> = Vec::new();
-        let mut result: Option<(Severity, GateFailure)> = None;
-        let mut consider = |candidate: (Severity, GateFailure)| {
-            if result.as_ref().is_none_or(|(severity, _)| candidate.0 > *severity) {
-                result = Some(candidate);
-            }
-        };
 
-        // Scheduling.
-        let unschedulable = status.conditions.iter().flatten().find(|condition| {
-            condition.type_ == "PodScheduled"
-                && condition.status == "False"
-                && condition.reason.as_deref() == Some("Unschedulable")
-        });
-        if let Some(condition) = unschedulable {
-            let since = *track.pending.entry("scheduling".into()).or_insert(now);
-            seen_pending.push("scheduling".into());
-            if now.duration_since(since) >= policy.pending_grace {
-                consider((
-                    Severity::Grace,
-                    failure(
-                        GateFailureKind::Unschedulable,
-                        None,
-                        "Unschedulable",
-                        condition.message.clone().unwrap_or_default(),
-                    ),
-                ));
+        if let Some(condition) = unschedulable(status) {
+            seen_pending.push(SCHEDULING.into());
+            if track.pending_for(SCHEDULING, now) >= policy.pending_grace {
+                let message = condition.message.clone().unwrap_or_default();
+                worst
+                    .consider(Severity::Grace, failure(GateFailureKind::Unschedulable, None, "Unschedulable", message));
             }
         }
-
         let statuses =
             status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
         for container in statuses {
             let container_name = container.name.as_str();
-            let baseline = *track.baselines.entry(container_name.to_owned()).or_insert(if created_after_start {
-                0
-            } else {
-                container.restart_count
-            });
-            let state = container.state.as_ref();
-            let waiting = state.and_then(|state| state.waiting.as_ref());
+            let baseline = track.baseline(container, created_after_start);
+            let waiting = container.state.as_ref().and_then(|state| state.waiting.as_ref());
             let reason = waiting.and_then(|waiting| waiting.reason.as_deref()).unwrap_or_default();
             let message = waiting.and_then(|waiting| waiting.message.clone()).unwrap_or_default();
-            match reason {
-                "InvalidImageName" | "ErrImageNeverPull" => {
-                    consider((
-                        Severity::Immediate,
-                        failure(GateFailureKind::InvalidImage, Some(container_name), reason, message.clone()),
-                    ));
+            match reason_verdict(reason, &message) {
+                ReasonVerdict::FailsAtOnce(kind) => {
+                    worst.consider(Severity::Immediate, failure(kind, Some(container_name), reason, message));
                 }
-                "CreateContainerConfigError" if !(message.contains("failed to sync") && message.contains("cache")) => {
-                    consider((
-                        Severity::Immediate,
-                        failure(GateFailureKind::ConfigError, Some(container_name), reason, message.clone()),
-                    ));
-                }
-                "RunContainerError" => {
-                    consider((
-                        Severity::Immediate,
-                        failure(GateFailureKind::CrashLoop, Some(container_name), reason, message.clone()),
-                    ));
-                }
-                "ErrImagePull" | "ImagePullBackOff" if pull_error_is_permanent(&message) => {
-                    consider((
-                        Severity::Immediate,
-                        failure(GateFailureKind::ImagePull, Some(container_name), reason, message.clone()),
-                    ));
-                }
-                "ErrImagePull"
-                | "ImagePullBackOff"
-                | "ContainerCreating"
-                | "PodInitializing"
-                | "CreateContainerConfigError" => {
-                    let key = format!(
-                        "container:{container_name}:{}",
-                        if reason.contains("Image") { "image" } else { reason }
-                    );
-                    let since = *track.pending.entry(key.clone()).or_insert(now);
+                ReasonVerdict::Pending { clock, kind } => {
+                    let key = format!("container:{container_name}:{clock}");
+                    let since = track.pending_for(&key, now);
                     seen_pending.push(key);
-                    if now.duration_since(since) >= policy.pending_grace {
-                        let grace = fledge_core::Duration::from_millis(policy.pending_grace.as_millis() as u64);
-                        let (kind, text) = match reason {
-                            "ErrImagePull" | "ImagePullBackOff" => (GateFailureKind::ImagePull, message.clone()),
-                            "CreateContainerConfigError" => (GateFailureKind::ConfigError, message.clone()),
-                            _ => (
-                                GateFailureKind::ConfigError,
-                                format!(
-                                    "containers still being created after {grace} (pendingGrace); check the pod's events for FailedMount or sandbox errors"
-                                ),
-                            ),
+                    if since >= policy.pending_grace {
+                        let text = if kind == GateFailureKind::ConfigError && reason != "CreateContainerConfigError" {
+                            let grace = fledge_core::Duration::from_millis(policy.pending_grace.as_millis() as u64);
+                            format!(
+                                "containers still being created after {grace} (pendingGrace); check the pod's events for FailedMount or sandbox errors"
+                            )
+                        } else {
+                            message
                         };
-                        consider((Severity::Grace, failure(kind, Some(container_name), reason, text)));
+                        worst.consider(Severity::Grace, failure(kind, Some(container_name), reason, text));
                     }
                 }
-                _ => {}
+                ReasonVerdict::Fine => {}
             }
             if policy.ignore_restarts_of.iter().any(|ignored| ignored == container_name) {
                 continue;
             }
-            let crashed_now =
-                state.and_then(|state| state.terminated.as_ref()).is_some_and(|terminated| terminated.exit_code != 0);
-            let restarts = container.restart_count.saturating_sub(baseline) + i32::from(crashed_now);
+            let restarts = restarts_counted(container).saturating_sub(baseline);
             if restarts > policy.max_restarts as i32 {
-                consider((Severity::Restarts, restart_failure(&name, container, restarts, policy.max_restarts)));
+                worst.consider(Severity::Restarts, restart_failure(&name, container, restarts, policy.max_restarts));
             }
         }
         track.pending.retain(|key, _| seen_pending.contains(key));
-        result
+        worst.0
     }
 
     fn healthy_or_waiting(&self, now: Instant, deployment: Option<&Deployment>, pods: &[Arc<Pod>]) -> Assessment {

@@ -3,6 +3,7 @@
 //! data for reports.
 
 use crate::assessment::{exit_code_meaning, is_evicted};
+use fledge_core::error_chain;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
 use serde::Serialize;
@@ -38,6 +39,9 @@ pub struct ContainerDiagnostics {
     pub last_exit: Option<ExitDiagnostics>,
     /// The last lines of the previous (or, when none, the current) instance's log.
     pub log: Vec<String>,
+    /// Why the log could not be read (RBAC without `pods/log`, for one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 /// How a container last exited.
@@ -82,6 +86,9 @@ pub struct PodDiagnostics {
     pub containers: Vec<ContainerDiagnostics>,
     /// Recent Warning events.
     pub warnings: Vec<EventDiagnostics>,
+    /// Why the events could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings_error: Option<String>,
 }
 
 /// The diagnostics of a gate's pods.
@@ -163,16 +170,19 @@ async fn describe(pod_api: &Api<Pod>, event_api: &Api<Event>, pod: &Pod) -> PodD
         let has_previous = container.last_state.as_ref().is_some_and(|last| last.terminated.is_some());
         let failed_now = state.terminated.as_ref().is_some_and(|terminated| terminated.exit_code != 0);
         let interesting = has_previous || failed_now || container.restart_count > 0;
-        let log = if interesting {
+        let (log, log_error) = if interesting {
             let params = LogParams {
                 container: Some(container.name.clone()),
                 previous: has_previous,
                 tail_lines: Some(LOG_LINES),
                 ..LogParams::default()
             };
-            pod_api.logs(&name, &params).await.map(|text| text.lines().map(str::to_owned).collect()).unwrap_or_default()
+            match pod_api.logs(&name, &params).await {
+                Ok(text) => (text.lines().map(str::to_owned).collect(), None),
+                Err(error) => (Vec::new(), Some(error_chain(&error))),
+            }
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         containers.push(ContainerDiagnostics {
             name: container.name.clone(),
@@ -180,16 +190,21 @@ async fn describe(pod_api: &Api<Pod>, event_api: &Api<Event>, pod: &Pod) -> PodD
             state: state_name.to_owned(),
             reason,
             message,
-            restarts: container.restart_count,
+            restarts: crate::assessment::restarts_counted(container),
             ready: container.ready,
             last_exit,
             log,
+            log_error,
         });
     }
-    let mut warnings = Vec::new();
+    let (mut warnings, mut warnings_error) = (Vec::new(), None);
     if let Some(uid) = &pod.metadata.uid {
         let params = ListParams::default().fields(&format!("involvedObject.uid={uid},type=Warning"));
-        if let Ok(events) = event_api.list(&params).await {
+        let listed = event_api.list(&params).await;
+        if let Err(error) = &listed {
+            warnings_error = Some(error_chain(error));
+        }
+        if let Ok(events) = listed {
             let mut events = events.items;
             events.sort_by_key(|event| {
                 event.last_timestamp.clone().map(|time| time.0).or_else(|| event.event_time.clone().map(|time| time.0))
@@ -214,6 +229,7 @@ async fn describe(pod_api: &Api<Pod>, event_api: &Api<Event>, pod: &Pod) -> PodD
         evicted,
         containers,
         warnings,
+        warnings_error,
     }
 }
 
@@ -254,12 +270,18 @@ impl fmt::Display for Diagnostics {
                     }
                     writeln!(formatter)?;
                 }
+                if let Some(error) = &container.log_error {
+                    writeln!(formatter, "    log not read: {error}")?;
+                }
                 if !container.log.is_empty() {
                     writeln!(formatter, "    last {} log lines:", container.log.len())?;
                     for line in &container.log {
                         writeln!(formatter, "      | {line}")?;
                     }
                 }
+            }
+            if let Some(error) = &pod.warnings_error {
+                writeln!(formatter, "  warning events not read: {error}")?;
             }
             if !pod.warnings.is_empty() {
                 writeln!(formatter, "  warning events:")?;

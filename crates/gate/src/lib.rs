@@ -15,10 +15,10 @@
 
 pub mod assessment;
 pub mod diagnostics;
+mod pod_gate;
 mod port;
-mod watch;
 
 pub use assessment::{Assessment, Assessor, GatePolicy};
 pub use diagnostics::Diagnostics;
+pub use pod_gate::{ContinuousGate, GateError, GateOutcome, GateTarget, PodGate};
 pub use port::{KubeHealthGate, Progress};
-pub use watch::{ContinuousGate, GateError, GateOutcome, GateTarget, PodGate};

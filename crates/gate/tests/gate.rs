@@ -21,7 +21,7 @@ async fn bookinfo() -> (Sim, kube::Client) {
         },
     );
     let sim = Sim::start(SimConfig { scenario, ..SimConfig::default() }).await.unwrap();
-    let client = kube::Client::try_from(kube::Config::new(sim.api_url().parse().unwrap())).unwrap();
+    let client = fledge_kube_client::client_for_url(sim.api_url(), &Default::default()).unwrap();
     (sim, client)
 }
 

@@ -84,7 +84,7 @@ impl Diagnostic {
     }
 
     /// Renders the diagnostic for a terminal or CI log: `FILE:LINE:COLUMN: message`, the source line with the
-    /// offending text underlined, and the hint.
+    /// offending text underlined (URLs in it redacted), and the hint.
     pub fn render(&self, file_name: &str, source: &str) -> String {
         let Location { line, column } = self.location;
         let label = match self.severity {
@@ -93,7 +93,9 @@ impl Diagnostic {
         };
         let mut out = format!("{file_name}:{line}:{column}: {label}{}\n", self.message);
         if let Some(source_line) = source.lines().nth(line as usize - 1) {
-            let source_line = source_line.trim_end();
+            // A URL's credentials, query and (for a webhook) path never reach a terminal or a CI log.
+            let redacted = crate::redact::line(source_line.trim_end());
+            let source_line = redacted.as_str();
             let gutter = " ".repeat(line.to_string().len());
             let line_length = source_line.chars().count();
             let start = (column as usize - 1).min(line_length);

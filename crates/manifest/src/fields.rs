@@ -47,6 +47,8 @@ pub(crate) enum Kind {
     Url,
     /// A file path.
     Path,
+    /// The name of an environment variable.
+    EnvironmentVariable,
     /// `500ms`, `30s`, `5m`, `1h`, `1h30m`.
     Duration,
     /// `20%`.
@@ -73,7 +75,13 @@ impl Kind {
     /// How the kind is called in messages: "`gate.timeout` must be a duration".
     pub(crate) fn describe(&self) -> &'static str {
         match self {
-            Kind::Text | Kind::Name | Kind::ResourceName | Kind::Image | Kind::Url | Kind::Path => "a string",
+            Kind::Text
+            | Kind::Name
+            | Kind::ResourceName
+            | Kind::Image
+            | Kind::Url
+            | Kind::Path
+            | Kind::EnvironmentVariable => "a string",
             Kind::Duration => "a duration",
             Kind::Percentage => "a percentage",
             Kind::Integer { .. } => "a whole number",

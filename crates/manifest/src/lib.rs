@@ -13,6 +13,7 @@ mod diagnostic;
 mod document;
 mod fields;
 mod reader;
+mod redact;
 mod schema;
 mod sections;
 mod suggest;

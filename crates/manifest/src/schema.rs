@@ -55,6 +55,7 @@ fn kind_schema(kind: &Kind) -> Value {
             json!({ "type": "string", "pattern": "^[^\\s]+$", "examples": ["registry.example.com/reviews:2.4.1"] })
         }
         Kind::Url => json!({ "type": "string", "pattern": "^https?://[^\\s@/]+(/[^\\s]*)?$" }),
+        Kind::EnvironmentVariable => json!({ "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }),
         Kind::Duration => json!({
             "type": "string",
             "pattern": "^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$",

@@ -15,7 +15,7 @@
 use crate::prometheus::{Answer, PrometheusClient, QueryError};
 use crate::queries::{self, Workload};
 use fledge_core::analysis::{self, CheckResult, Round, RoundVerdict};
-use fledge_core::release::{Analysis, MetricCheck, MetricSource, Release, Threshold};
+use fledge_core::release::{Analysis, DataPlane, MetricCheck, MetricSource, Release, Threshold};
 use fledge_core::statistics;
 use fledge_core::{CheckVerdict, Duration};
 use tokio::time::Instant;
@@ -31,13 +31,12 @@ pub struct AnalysisTarget {
 
 impl AnalysisTarget {
     /// The target of a release; the previous version is the manifest's `previousVersion` unless one is given.
-    pub fn for_release(release: &Release, previous_version: Option<&str>) -> AnalysisTarget {
+    /// Requests are counted as `data_plane`'s proxies report them.
+    pub fn for_release(release: &Release, previous_version: Option<&str>, data_plane: DataPlane) -> AnalysisTarget {
         let service = &release.service;
         let previous = previous_version.or(service.previous_version.as_deref());
-        AnalysisTarget {
-            canary: Workload::of(&service.namespace, &service.name, &service.version),
-            previous: previous.map(|version| Workload::of(&service.namespace, &service.name, version)),
-        }
+        let workload = |version: &str| Workload::of(&service.namespace, &service.name, version).reported_by(data_plane);
+        AnalysisTarget { canary: workload(&service.version), previous: previous.map(workload) }
     }
 }
 
@@ -68,8 +67,10 @@ impl Evaluation {
         Evaluation { verdict: CheckVerdict::NoData, value: None, previous_value: None, detail }
     }
 
-    fn error(error: &dyn std::error::Error) -> Evaluation {
-        Evaluation { verdict: CheckVerdict::Error, value: None, previous_value: None, detail: render_error(error) }
+    /// A check that could not be evaluated; the report shows the error with its causes beside it.
+    fn error(error: &(dyn std::error::Error + 'static)) -> Evaluation {
+        let detail = fledge_core::error_chain(error);
+        Evaluation { verdict: CheckVerdict::Error, value: None, previous_value: None, detail }
     }
 }
 
@@ -85,18 +86,6 @@ fn no_previous_version() -> Evaluation {
 /// `+12.3%`, `-4.0%`, `+inf%`.
 fn signed_percent(fraction: f64) -> String {
     format!("{:+.1}%", fraction * 100.0)
-}
-
-/// An error with its causes, on one line (the report shows it beside the check).
-pub fn render_error(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl Analyzer {

@@ -13,12 +13,13 @@
 //! the caller's deadline, and is never a pass.
 
 pub mod checks;
+pub mod data_plane;
 mod port;
 pub mod preflight;
 pub mod prometheus;
 pub mod queries;
 
-pub use checks::{AnalysisTarget, Analyzer, render_error};
+pub use checks::{AnalysisTarget, Analyzer};
 pub use fledge_core::analysis::Round;
 pub use port::PrometheusAnalysis;
 pub use preflight::{PreflightError, Rejection};

@@ -15,10 +15,11 @@
 //!                   destination_workload="SERVICE-VERSION"}[WINDOW]))
 //! ```
 //!
-//! `reporter="destination"` counts each request once, as the server's proxy saw it. Without requests, the
+//! `reporter="destination"` counts each request once, as the server's proxy saw it; in Istio's ambient mode the
+//! service's waypoint proxy reports instead (`reporter="waypoint"`, [`DataPlane::Ambient`]). Without requests, the
 //! success-rate is 0/0 = NaN and the latency has no buckets: both are "no data", never a pass.
 
-use fledge_core::release::BuiltinMetric;
+use fledge_core::release::{BuiltinMetric, DataPlane};
 use fledge_core::{Duration, QueryTemplate, TemplateError, TemplateValues};
 
 /// The workload a query measures: one version's Deployment.
@@ -32,6 +33,8 @@ pub struct Workload {
     pub version: String,
     /// The Deployment name, Istio's `destination_workload`: usually `<service>-<version>`.
     pub deployment: String,
+    /// Istio's `reporter` that counts each request to it once: `destination` (sidecars) or `waypoint` (ambient).
+    pub reporter: &'static str,
 }
 
 impl Workload {
@@ -42,12 +45,19 @@ impl Workload {
             service: service.to_owned(),
             version: version.to_owned(),
             deployment: format!("{service}-{version}"),
+            reporter: DataPlane::Sidecar.reporter(),
         }
+    }
+
+    /// The workload with its requests reported by `data_plane`'s proxies.
+    pub fn reported_by(self, data_plane: DataPlane) -> Workload {
+        Workload { reporter: data_plane.reporter(), ..self }
     }
 
     fn selector(&self) -> String {
         format!(
-            r#"reporter="destination",destination_workload_namespace="{}",destination_workload="{}""#,
+            r#"reporter="{}",destination_workload_namespace="{}",destination_workload="{}""#,
+            self.reporter,
             escape(&self.namespace),
             escape(&self.deployment)
         )

@@ -81,7 +81,11 @@ fn release(world: &World, service: &str, version: &str, analysis: &str) -> Relea
 
 fn analyzer(release: &Release) -> Analyzer {
     let client = PrometheusClient::new(&release.prometheus).expect("client");
-    Analyzer::new(client, release.analysis.clone(), AnalysisTarget::for_release(release, None))
+    Analyzer::new(
+        client,
+        release.analysis.clone(),
+        AnalysisTarget::for_release(release, None, fledge_core::release::DataPlane::Sidecar),
+    )
 }
 
 async fn round(analyzer: &Analyzer, since: jiff::Timestamp) -> Round {

@@ -103,7 +103,11 @@ stages: [{{weight: 50, duration: 1m}}]
         .unwrap_or_else(|diagnostics| panic!("{}", diagnostics.render("test", &text)))
         .release;
     let client = PrometheusClient::new(&release.prometheus).expect("client");
-    Analyzer::new(client, release.analysis.clone(), AnalysisTarget::for_release(&release, None))
+    Analyzer::new(
+        client,
+        release.analysis.clone(),
+        AnalysisTarget::for_release(&release, None, fledge_core::release::DataPlane::Sidecar),
+    )
 }
 
 proptest! {

@@ -43,6 +43,12 @@ pub enum Event {
         /// Where it was.
         phase: Phase,
     },
+    /// A release in flight could not be resumed: the cluster could not be read to check it agrees with the record.
+    /// Nothing was changed.
+    ResumeFailed {
+        /// Why, with causes.
+        error: String,
+    },
     /// The new version's Deployment and subset are being applied (0% traffic).
     Deploying {
         /// The Deployment.
@@ -110,12 +116,17 @@ pub enum Event {
         #[serde(serialize_with = "seconds")]
         delay: Duration,
     },
-    /// The old version was retired.
+    /// The old version was retired from the routes, and its Deployment as `policy` says unless `kept_for` holds
+    /// routes still pinned to it.
     CleanedUp {
         /// Its Deployment.
         deployment: String,
-        /// What was done with it.
+        /// What was done with it (when nothing keeps it).
         policy: CleanupPolicy,
+        /// Routes pinned to the old version that now send to the new one.
+        moved: Vec<String>,
+        /// Routes pinned to the old version that keep it (running, with its subset).
+        kept_for: Vec<String>,
     },
     /// Rolling back.
     RollingBack {
@@ -141,6 +152,11 @@ pub enum Event {
     },
     /// There was nothing in flight to abort.
     NothingToAbort,
+    /// The release lock was lost while the run held it: the run stops at once, writing nothing more.
+    LockLost {
+        /// Why it counts as lost.
+        reason: String,
+    },
     /// Something went wrong that does not stop the release, or that needs a person after it ended.
     Warning {
         /// What.

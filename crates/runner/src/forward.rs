@@ -1,6 +1,7 @@
 //! The forward path: preflight, deploy, gate, stages, promotion, cleanup; and resuming it from a run record.
 
-use crate::{Event, Runner, Stop, cancelled, failed};
+use crate::preflight::Preflight;
+use crate::{Adapters, Event, Monitor, Runner, Stop, cancelled, failed};
 use fledge_core::analysis::{RoundVerdict, StageTally, TallyDecision};
 use fledge_core::ports::{
     GateResult, HealthGate, HealthMonitor, MetricsAnalyzer, StateStore, TrafficRouting, Workloads,
@@ -8,6 +9,9 @@ use fledge_core::ports::{
 use fledge_core::state::RunRecord;
 use fledge_core::{CheckVerdict, Outcome, Phase, RollbackReason, Weight};
 use std::time::Duration;
+
+/// How long a resumed run keeps trying to read the cluster before it gives up without changing anything.
+pub const RESUME_READ_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Waits for the monitor's failure, or forever without a monitor.
 async fn pods_failed<Monitor: HealthMonitor>(monitor: &mut Option<Monitor>) -> fledge_core::GateFailure {
@@ -22,43 +26,18 @@ fn error_stop(what: &str, error: &fledge_core::ports::PortError) -> Stop {
     Stop::RollBack { reason: RollbackReason::Error, detail: failed(what, error) }
 }
 
-impl<W, G, T, M, S> Runner<'_, W, G, T, M, S>
-where
-    W: Workloads,
-    G: HealthGate,
-    T: TrafficRouting,
-    M: MetricsAnalyzer,
-    S: StateStore,
-{
+impl<P: Adapters> Runner<'_, P> {
     /// Preflight, then the whole release.
     pub(crate) async fn fresh(&self) -> Outcome {
         let release = &self.release;
-        let preflight_failed = |what: &str, error: fledge_core::ports::PortError| {
-            self.emit(Event::PreflightFailed { error: failed(what, &error) });
-            Outcome::PreflightFailed
+        let preflight = match self.preflight().await {
+            Ok(preflight) => preflight,
+            Err(failure) => {
+                self.emit(Event::PreflightFailed { error: failure.to_string() });
+                return Outcome::PreflightFailed;
+            }
         };
-        let plan = match self.ports.traffic.preflight(release, release.service.previous_version.as_deref()).await {
-            Ok(plan) => plan,
-            Err(error) => return preflight_failed("check the traffic route", error),
-        };
-        if plan.live_version == release.service.version {
-            self.emit(Event::PreflightFailed {
-                error: format!(
-                    "version {} already takes all of the route's traffic: there is nothing to release",
-                    release.service.version
-                ),
-            });
-            return Outcome::PreflightFailed;
-        }
-        let live = match self.ports.workloads.preflight(release, &plan.live_version).await {
-            Ok(live) => live,
-            Err(error) => return preflight_failed("check the workloads", error),
-        };
-        let budget = release.analysis.interval.as_std().max(Duration::from_secs(30));
-        let warnings = match self.ports.metrics.preflight(&plan.live_version, budget).await {
-            Ok(warnings) => warnings,
-            Err(error) => return preflight_failed("check the metric queries", error),
-        };
+        let Preflight { traffic: plan, live, warnings, .. } = preflight;
         self.emit(Event::PreflightPassed { live_version: plan.live_version.clone(), route: plan.route, warnings });
         let mut record = RunRecord::start(
             release,
@@ -66,10 +45,11 @@ where
             &plan.live_version,
             &live.deployment,
             plan.snapshot,
-            jiff::Timestamp::now(),
+            self.now(),
         );
         if let Err(error) = self.save(&mut record).await {
-            return preflight_failed("write the run record", error);
+            self.emit(Event::PreflightFailed { error: failed("write the run record", &error) });
+            return Outcome::PreflightFailed;
         }
         self.drive(&mut record, Phase::Deploy).await
     }
@@ -99,11 +79,31 @@ where
         }
     }
 
+    /// Before resuming: the cluster must agree with the record, or the release is rolled back. A cluster that
+    /// cannot be read is no disagreement: the reads are tried again for [`RESUME_READ_DEADLINE`], then the run ends
+    /// as an internal error having changed nothing (running it again resumes).
     async fn check_agreement(&self, record: &RunRecord) -> Result<(), Stop> {
         let (weights, deployment_required) = self.expected_weights(record.phase);
-        match self.disagreement(record, &weights, deployment_required).await {
-            Ok(None) => Ok(()),
-            Ok(Some(detail)) | Err(detail) => Err(Stop::RollBack { reason: RollbackReason::Error, detail }),
+        let deadline = tokio::time::Instant::now() + RESUME_READ_DEADLINE;
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match self.disagreement(record, &weights, deployment_required).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(detail)) => return Err(Stop::RollBack { reason: RollbackReason::Error, detail }),
+                Err(error) if tokio::time::Instant::now() + wait < deadline => {
+                    self.emit(Event::Warning { message: format!("{error}; trying again in {wait:?}") });
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(8));
+                }
+                Err(error) => {
+                    self.emit(Event::ResumeFailed {
+                        error: format!(
+                            "{error}: the cluster could not be read for {RESUME_READ_DEADLINE:?} to check it agrees with the run record; nothing was changed, run the same command again to resume"
+                        ),
+                    });
+                    return Err(Stop::Finish(Outcome::InternalError));
+                }
+            }
         }
     }
 
@@ -119,7 +119,7 @@ where
         if deployment_required {
             let replicas = self
                 .ports
-                .workloads
+                .workloads()
                 .desired_replicas(&deployment)
                 .await
                 .map_err(|error| failed(&format!("read Deployment {deployment}"), &error))?;
@@ -140,7 +140,7 @@ where
         }
         let now = self
             .ports
-            .traffic
+            .traffic()
             .weights(&record.traffic_snapshot, &record.version)
             .await
             .map_err(|error| failed("read the route's weights", &error))?;
@@ -211,18 +211,18 @@ where
         let deployment = self.release.deployment_name();
         self.emit(Event::Deploying { deployment: deployment.clone() });
         self.ports
-            .traffic
-            .add_subset(&record.version)
+            .traffic()
+            .add_version(&record.traffic_snapshot, &record.version)
             .await
-            .map_err(|error| error_stop(&format!("add subset {}", record.version), &error))?;
+            .map_err(|error| error_stop(&format!("add {} to the route at 0%", record.version), &error))?;
         self.ports
-            .workloads
+            .workloads()
             .deploy(&self.release, &record.previous_version)
             .await
             .map_err(|error| error_stop(&format!("apply Deployment {deployment}"), &error))
     }
 
-    async fn gate(&self, record: &mut RunRecord) -> Result<G::Monitor, Stop> {
+    async fn gate(&self, record: &mut RunRecord) -> Result<Monitor<P>, Stop> {
         if matches!(record.phase, Phase::Deploy) {
             record.phase = Phase::Gate;
             self.save(record).await.map_err(|error| error_stop("record the gate phase", &error))?;
@@ -232,7 +232,7 @@ where
         let result = tokio::select! {
             biased;
             () = cancelled(self.cancel.clone()) => return Err(self.cancelled_stop()),
-            result = self.ports.gate.wait_healthy(&self.release, timeout) => result,
+            result = self.ports.gate().wait_healthy(&self.release, timeout) => result,
         };
         match result.map_err(|error| error_stop("watch the new version's pods", &error))? {
             GateResult::Healthy { monitor, elapsed } => {
@@ -252,7 +252,7 @@ where
         Stop::RollBack { reason: RollbackReason::Cancelled, detail: "cancelled by a signal".into() }
     }
 
-    async fn pods_failed_stop(&self, failure: fledge_core::GateFailure, monitor: &Option<G::Monitor>) -> Stop {
+    async fn pods_failed_stop(&self, failure: fledge_core::GateFailure, monitor: &Option<Monitor<P>>) -> Stop {
         let diagnostics = match monitor {
             Some(monitor) => monitor.diagnose().await,
             None => String::new(),
@@ -263,82 +263,34 @@ where
         Stop::RollBack { reason, detail }
     }
 
-    async fn stage(&self, record: &mut RunRecord, index: usize, monitor: &mut Option<G::Monitor>) -> Result<(), Stop> {
-        let release = &self.release;
-        let stage = release.stages[index];
-        let analysis = &release.analysis;
-        let mut tally = StageTally::new(analysis.failure_limit, analysis.query_error_limit);
+    /// One stage: its weight set and read back, then rounds of checks every `analysis.interval` until the stage
+    /// has counted its `duration` (rounds without data or with errors hold the clock), the pods watched throughout.
+    async fn stage(&self, record: &mut RunRecord, index: usize, monitor: &mut Option<Monitor<P>>) -> Result<(), Stop> {
+        let stage = self.release.stages[index];
+        let mut clock = StageClock::new(&self.release, index);
         record.phase = Phase::Stage { index };
-        record.tally = Some(tally);
+        record.tally = Some(clock.tally);
         record.stage_elapsed_seconds = 0;
         record.stage_held_seconds = 0;
         self.save(record).await.map_err(|error| error_stop(&format!("record stage {}", index + 1), &error))?;
         self.ports
-            .traffic
+            .traffic()
             .set_weight(&record.traffic_snapshot, &record.version, stage.weight)
             .await
             .map_err(|error| error_stop(&format!("set the weight of stage {}", index + 1), &error))?;
-        let duration = stage.duration.as_std();
-        self.emit(Event::StageStarted { index, weight: stage.weight, duration });
+        self.emit(Event::StageStarted { index, weight: stage.weight, duration: clock.duration });
 
-        let judge_since = jiff::Timestamp::now();
-        let interval = analysis.interval.as_std();
-        let max_hold = analysis.max_hold.as_std();
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let judge_since = self.now();
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + clock.interval, clock.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut elapsed, mut held) = (Duration::ZERO, Duration::ZERO);
-        while elapsed < duration {
+        while clock.elapsed < clock.duration {
             tokio::select! {
                 biased;
                 () = cancelled(self.cancel.clone()) => return Err(self.cancelled_stop()),
                 failure = pods_failed(monitor) => return Err(self.pods_failed_stop(failure, monitor).await),
                 _ = ticker.tick() => {}
             }
-            if self.ports.state.abort_requested().await.unwrap_or(false) {
-                return Err(Stop::RollBack {
-                    reason: RollbackReason::Cancelled,
-                    detail: "fledge abort asked for it".into(),
-                });
-            }
-            let round = tokio::select! {
-                biased;
-                () = cancelled(self.cancel.clone()) => return Err(self.cancelled_stop()),
-                failure = pods_failed(monitor) => return Err(self.pods_failed_stop(failure, monitor).await),
-                round = self.ports.metrics.round(&record.previous_version, judge_since, interval) => round,
-            };
-            let decision = tally.record(round.verdict);
-            match decision {
-                TallyDecision::Continue => elapsed += interval,
-                TallyDecision::Hold if round.verdict == RoundVerdict::NoData => held += interval,
-                TallyDecision::Hold | TallyDecision::RollBack(_) => {}
-            }
-            let breached = describe_breaches(&round);
-            self.emit(Event::Round { index, round, decision, elapsed: elapsed.min(duration), duration });
-            if let TallyDecision::RollBack(abort) = decision {
-                return Err(Stop::RollBack { reason: RollbackReason::Metrics, detail: format!("{abort}: {breached}") });
-            }
-            if held >= max_hold {
-                return Err(Stop::RollBack {
-                    reason: RollbackReason::Deadline,
-                    detail: format!(
-                        "stage {} had no data for {} (analysis.maxHold): {breached}",
-                        index + 1,
-                        fledge_core::Duration::from_secs(held.as_secs())
-                    ),
-                });
-            }
-            // Someone may have changed the route or the new Deployment by hand: stop rather than fight them.
-            match self.disagreement(record, &[stage.weight], true).await {
-                Ok(None) => {}
-                Ok(Some(detail)) => return Err(Stop::RollBack { reason: RollbackReason::Error, detail }),
-                Err(error) => self.emit(Event::Warning { message: format!("{error}; checking again next round") }),
-            }
-            record.tally = Some(tally);
-            record.stage_elapsed_seconds = elapsed.as_secs();
-            record.stage_held_seconds = held.as_secs();
-            if let Err(error) = self.save(record).await {
-                self.emit(Event::Warning { message: failed("update the run record", &error) });
-            }
+            self.one_round(record, index, &mut clock, judge_since, monitor).await?;
         }
         self.emit(Event::StagePassed { index });
         if stage.approval {
@@ -350,12 +302,66 @@ where
         Ok(())
     }
 
-    async fn promote(&self, record: &mut RunRecord, monitor: &mut Option<G::Monitor>) -> Result<(), Stop> {
+    /// One round of a stage: an abort asked for, the checks (the pods and signals heard meanwhile), the tally's
+    /// decision, the route and Deployment still as the release left them, and the record updated.
+    async fn one_round(
+        &self,
+        record: &mut RunRecord,
+        index: usize,
+        clock: &mut StageClock,
+        judge_since: jiff::Timestamp,
+        monitor: &mut Option<Monitor<P>>,
+    ) -> Result<(), Stop> {
+        if self.ports.state().abort_requested().await.unwrap_or(false) {
+            return Err(Stop::RollBack {
+                reason: RollbackReason::Cancelled,
+                detail: "fledge abort asked for it".into(),
+            });
+        }
+        let round = tokio::select! {
+            biased;
+            () = cancelled(self.cancel.clone()) => return Err(self.cancelled_stop()),
+            failure = pods_failed(monitor) => return Err(self.pods_failed_stop(failure, monitor).await),
+            round = self.ports.metrics().round(&record.previous_version, judge_since, clock.interval) => round,
+        };
+        let decision = clock.count(round.verdict);
+        let breached = describe_breaches(&round);
+        let (elapsed, duration) = (clock.elapsed.min(clock.duration), clock.duration);
+        self.emit(Event::Round { index, round, decision, elapsed, duration });
+        if let TallyDecision::RollBack(abort) = decision {
+            return Err(Stop::RollBack { reason: RollbackReason::Metrics, detail: format!("{abort}: {breached}") });
+        }
+        if clock.held >= clock.max_hold {
+            return Err(Stop::RollBack {
+                reason: RollbackReason::Deadline,
+                detail: format!(
+                    "stage {} had no data for {} (analysis.maxHold): {breached}",
+                    index + 1,
+                    fledge_core::Duration::from_secs(clock.held.as_secs())
+                ),
+            });
+        }
+        // Someone may have changed the route or the new Deployment by hand: stop rather than fight them.
+        match self.disagreement(record, &[self.release.stages[index].weight], true).await {
+            Ok(None) => {}
+            Ok(Some(detail)) => return Err(Stop::RollBack { reason: RollbackReason::Error, detail }),
+            Err(error) => self.emit(Event::Warning { message: format!("{error}; checking again next round") }),
+        }
+        record.tally = Some(clock.tally);
+        record.stage_elapsed_seconds = clock.elapsed.as_secs();
+        record.stage_held_seconds = clock.held.as_secs();
+        if let Err(error) = self.save(record).await {
+            self.emit(Event::Warning { message: failed("update the run record", &error) });
+        }
+        Ok(())
+    }
+
+    async fn promote(&self, record: &mut RunRecord, monitor: &mut Option<Monitor<P>>) -> Result<(), Stop> {
         if record.phase != Phase::ScaleDownDelay {
             record.phase = Phase::Promote;
             self.save(record).await.map_err(|error| error_stop("record the promotion", &error))?;
             self.ports
-                .traffic
+                .traffic()
                 .set_weight(&record.traffic_snapshot, &record.version, Weight::FULL)
                 .await
                 .map_err(|error| error_stop("send 100% to the new version", &error))?;
@@ -373,36 +379,86 @@ where
         }
     }
 
-    async fn cleanup(&self, record: &mut RunRecord) -> Result<Outcome, Stop> {
+    pub(crate) async fn cleanup(&self, record: &mut RunRecord) -> Result<Outcome, Stop> {
         record.phase = Phase::Cleanup;
         self.save(record).await.map_err(|error| error_stop("record the cleanup", &error))?;
         let policy = self.release.promote.cleanup;
-        let steps = async {
-            self.ports
-                .workloads
-                .retire(&record.previous_deployment, policy)
-                .await
-                .map_err(|error| failed(&format!("retire Deployment {}", record.previous_deployment), &error))?;
-            self.ports
-                .traffic
-                .retire_live(&record.traffic_snapshot, &record.version)
-                .await
-                .map_err(|error| failed("remove the old version from the route", &error))
+        // Routes first (pinned routes moved, the old destination and subset removed), then the old pods: nothing
+        // routes to a subset without pods at any moment.
+        let steps =
+            async {
+                let retirement = self
+                    .ports
+                    .traffic()
+                    .retire_live(&record.traffic_snapshot, &record.version)
+                    .await
+                    .map_err(|error| failed("remove the old version from the route", &error))?;
+                if retirement.kept_for.is_empty() {
+                    self.ports.workloads().retire(&record.previous_deployment, policy).await.map_err(|error| {
+                        failed(&format!("retire Deployment {}", record.previous_deployment), &error)
+                    })?;
+                }
+                Ok::<_, String>(retirement)
+            };
+        let retirement = match steps.await {
+            Ok(retirement) => retirement,
+            Err(error) => {
+                // The new version is live; only the old one's leftovers remain. Running again finishes the cleanup.
+                self.emit(Event::Warning {
+                    message: format!(
+                        "{error}; the new version is live; run the same command again to finish the cleanup"
+                    ),
+                });
+                return Err(Stop::Finish(Outcome::InternalError));
+            }
         };
-        if let Err(error) = steps.await {
-            // The new version is live; only the old one's leftovers remain. Running again finishes the cleanup.
-            self.emit(Event::Warning {
-                message: format!("{error}; the new version is live; run the same command again to finish the cleanup"),
-            });
-            return Err(Stop::Finish(Outcome::InternalError));
-        }
-        self.emit(Event::CleanedUp { deployment: record.previous_deployment.clone(), policy });
+        self.emit(Event::CleanedUp {
+            deployment: record.previous_deployment.clone(),
+            policy,
+            moved: retirement.moved,
+            kept_for: retirement.kept_for,
+        });
         record.phase = Phase::Done;
         record.outcome = Some(Outcome::Promoted);
         if let Err(error) = self.save(record).await {
             self.emit(Event::Warning { message: failed("record the promotion's end", &error) });
         }
         Ok(Outcome::Promoted)
+    }
+}
+
+/// A stage's clock: the analysis time it has counted, the time it held without data, and the tally of its rounds.
+struct StageClock {
+    tally: StageTally,
+    elapsed: Duration,
+    held: Duration,
+    duration: Duration,
+    interval: Duration,
+    max_hold: Duration,
+}
+
+impl StageClock {
+    fn new(release: &fledge_core::Release, index: usize) -> StageClock {
+        let analysis = &release.analysis;
+        StageClock {
+            tally: StageTally::new(analysis.failure_limit, analysis.query_error_limit),
+            elapsed: Duration::ZERO,
+            held: Duration::ZERO,
+            duration: release.stages[index].duration.as_std(),
+            interval: analysis.interval.as_std(),
+            max_hold: analysis.max_hold.as_std(),
+        }
+    }
+
+    /// Counts a round: a counted round moves the clock, a round without data holds it (and adds to the hold).
+    fn count(&mut self, verdict: RoundVerdict) -> TallyDecision {
+        let decision = self.tally.record(verdict);
+        match decision {
+            TallyDecision::Continue => self.elapsed += self.interval,
+            TallyDecision::Hold if verdict == RoundVerdict::NoData => self.held += self.interval,
+            TallyDecision::Hold | TallyDecision::RollBack(_) => {}
+        }
+        decision
     }
 }
 

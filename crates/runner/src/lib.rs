@@ -16,9 +16,12 @@
 
 pub mod events;
 mod forward;
+mod preflight;
 mod rollback;
 
 pub use events::Event;
+pub use forward::RESUME_READ_DEADLINE;
+pub use preflight::{Plan, Preflight, PreflightFailure};
 
 use fledge_core::ports::{HealthGate, MetricsAnalyzer, PortError, StateStore, TrafficRouting, Workloads};
 use fledge_core::state::RunRecord;
@@ -41,6 +44,65 @@ pub struct Ports<W, G, T, M, S> {
     pub state: S,
 }
 
+/// The adapters of a release as one type, so the runner is generic over one parameter.
+pub trait Adapters: Send + Sync {
+    /// Deployments.
+    type Workloads: Workloads;
+    /// The crash-loop gate.
+    type Gate: HealthGate;
+    /// The traffic provider.
+    type Traffic: TrafficRouting;
+    /// The metrics provider.
+    type Metrics: MetricsAnalyzer;
+    /// The run record and lock.
+    type State: StateStore;
+
+    /// Deployments.
+    fn workloads(&self) -> &Self::Workloads;
+    /// The crash-loop gate.
+    fn gate(&self) -> &Self::Gate;
+    /// The traffic provider.
+    fn traffic(&self) -> &Self::Traffic;
+    /// The metrics provider.
+    fn metrics(&self) -> &Self::Metrics;
+    /// The run record and lock.
+    fn state(&self) -> &Self::State;
+}
+
+impl<W, G, T, M, S> Adapters for Ports<W, G, T, M, S>
+where
+    W: Workloads,
+    G: HealthGate,
+    T: TrafficRouting,
+    M: MetricsAnalyzer,
+    S: StateStore,
+{
+    type Workloads = W;
+    type Gate = G;
+    type Traffic = T;
+    type Metrics = M;
+    type State = S;
+
+    fn workloads(&self) -> &W {
+        &self.workloads
+    }
+    fn gate(&self) -> &G {
+        &self.gate
+    }
+    fn traffic(&self) -> &T {
+        &self.traffic
+    }
+    fn metrics(&self) -> &M {
+        &self.metrics
+    }
+    fn state(&self) -> &S {
+        &self.state
+    }
+}
+
+/// What the gate of `P` keeps watching with once it passed.
+type Monitor<P> = <<P as Adapters>::Gate as HealthGate>::Monitor;
+
 /// How a run behaves.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -62,12 +124,31 @@ impl Default for RunOptions {
 pub type Reporter = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Runs one release.
-pub struct Runner<'p, W, G, T, M, S> {
+pub struct Runner<'p, P> {
     release: Release,
-    ports: &'p Ports<W, G, T, M, S>,
+    ports: &'p P,
+    clock: Clock,
     options: RunOptions,
     reporter: Reporter,
     cancel: watch::Receiver<bool>,
+}
+
+/// Wall-clock time taken from tokio's clock: the wall time at the start plus tokio's elapsed time.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    wall: jiff::Timestamp,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock { wall: jiff::Timestamp::now(), start: tokio::time::Instant::now() }
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        let elapsed = jiff::SignedDuration::try_from(self.start.elapsed()).unwrap_or(jiff::SignedDuration::MAX);
+        self.wall.checked_add(elapsed).unwrap_or(jiff::Timestamp::MAX)
+    }
 }
 
 /// Why the forward path stopped.
@@ -78,21 +159,9 @@ enum Stop {
     Finish(Outcome),
 }
 
-/// An error with its causes, on one line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// `failed to WHAT: causes`.
 fn failed(what: &str, error: &PortError) -> String {
-    format!("failed to {what}: {}", chain(error.as_ref()))
+    format!("failed to {what}: {}", fledge_core::error_chain(error.as_ref()))
 }
 
 /// Resolves when `cancel` turns true; pending forever if it cannot (no sender left).
@@ -102,37 +171,36 @@ async fn cancelled(mut cancel: watch::Receiver<bool>) {
     }
 }
 
-impl<'p, W, G, T, M, S> Runner<'p, W, G, T, M, S>
-where
-    W: Workloads,
-    G: HealthGate,
-    T: TrafficRouting,
-    M: MetricsAnalyzer,
-    S: StateStore,
-{
+impl<'p, P: Adapters> Runner<'p, P> {
     /// A runner of `release` on `ports`. Setting `cancel` to true rolls the release back (the first signal).
     pub fn new(
         release: Release,
-        ports: &'p Ports<W, G, T, M, S>,
+        ports: &'p P,
         options: RunOptions,
         reporter: Reporter,
         cancel: watch::Receiver<bool>,
     ) -> Self {
-        Runner { release, ports, options, reporter, cancel }
+        Runner { release, ports, options, reporter, cancel, clock: Clock::start() }
     }
 
     fn emit(&self, event: Event) {
         (self.reporter)(&event);
     }
 
+    /// The time now, from tokio's clock (which tests pause and advance), anchored to the wall clock when the runner
+    /// was made: the runner's only source of time.
+    fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
     async fn save(&self, record: &mut RunRecord) -> Result<(), PortError> {
-        record.updated_at = jiff::Timestamp::now();
-        self.ports.state.save(record).await
+        record.updated_at = self.now();
+        self.ports.state().save(record).await
     }
 
     /// Takes the lock, runs `work`, releases the lock.
     async fn locked<F: Future<Output = Outcome>>(&self, work: impl FnOnce() -> F) -> Outcome {
-        let outcome = match self.ports.state.lock(&self.options.run_id).await {
+        let outcome = match self.ports.state().lock(&self.options.run_id).await {
             Err(error) => {
                 self.emit(Event::PreflightFailed { error: failed("take the release lock", &error) });
                 Outcome::PreflightFailed
@@ -142,11 +210,27 @@ where
                 Outcome::Locked
             }
             Ok(fledge_core::ports::Lock::Acquired) => {
-                let outcome = work().await;
-                if let Err(error) = self.ports.state.unlock().await {
-                    self.emit(Event::Warning { message: failed("release the lock (it expires by itself)", &error) });
+                // A lost lock stops the work at its next await, whatever it was doing; the adapters refuse every
+                // write from the moment the lock counts as lost, so nothing more reaches the cluster meanwhile.
+                let outcome = tokio::select! {
+                    biased;
+                    reason = self.ports.state().lost() => {
+                        self.emit(Event::LockLost { reason });
+                        None
+                    }
+                    outcome = work() => Some(outcome),
+                };
+                match outcome {
+                    Some(outcome) => {
+                        if let Err(error) = self.ports.state().unlock().await {
+                            self.emit(Event::Warning {
+                                message: failed("release the lock (it expires by itself)", &error),
+                            });
+                        }
+                        outcome
+                    }
+                    None => Outcome::LockLost,
                 }
-                outcome
             }
         };
         self.emit(Event::Finished { outcome });
@@ -159,7 +243,7 @@ where
     }
 
     async fn run_locked(&self) -> Outcome {
-        let record = match self.ports.state.load().await {
+        let record = match self.ports.state().load().await {
             Ok(record) => record,
             Err(error) => {
                 self.emit(Event::PreflightFailed { error: failed("read the run record", &error) });

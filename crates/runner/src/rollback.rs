@@ -1,7 +1,7 @@
 //! Rolling back, under a deadline of its own, and `fledge abort`.
 
-use crate::{Event, Runner, failed};
-use fledge_core::ports::{HealthGate, Lock, MetricsAnalyzer, StateStore, TrafficRouting, Workloads};
+use crate::{Adapters, Event, Runner, failed};
+use fledge_core::ports::{Lock, StateStore, TrafficRouting, Workloads};
 use fledge_core::state::RunRecord;
 use fledge_core::{Outcome, Phase, RollbackReason};
 use std::time::Duration;
@@ -9,14 +9,7 @@ use std::time::Duration;
 /// How often `fledge abort` looks whether the run it asked has rolled back.
 const ABORT_POLL: Duration = Duration::from_secs(1);
 
-impl<W, G, T, M, S> Runner<'_, W, G, T, M, S>
-where
-    W: Workloads,
-    G: HealthGate,
-    T: TrafficRouting,
-    M: MetricsAnalyzer,
-    S: StateStore,
-{
+impl<P: Adapters> Runner<'_, P> {
     /// Restores the route exactly as recorded and retires the new version, within `rollback_timeout` from now.
     /// Signals do not interrupt it.
     pub(crate) async fn roll_back(&self, record: &mut RunRecord, reason: RollbackReason, detail: String) -> Outcome {
@@ -31,12 +24,12 @@ where
         let policy = self.release.rollback.new_version;
         let steps = async {
             self.ports
-                .traffic
+                .traffic()
                 .restore(&record.traffic_snapshot, &record.version)
                 .await
                 .map_err(|error| failed("restore the route", &error))?;
             self.ports
-                .workloads
+                .workloads()
                 .retire(&new_deployment, policy)
                 .await
                 .map_err(|error| failed(&format!("retire Deployment {new_deployment}"), &error))
@@ -66,17 +59,30 @@ where
     /// Rolls back the release in flight for this service, whatever its version: at once when no run holds the
     /// lock, otherwise by asking that run and waiting (up to the rollback timeout plus one analysis interval).
     pub async fn abort(&self) -> Outcome {
-        match self.ports.state.lock(&self.options.run_id).await {
+        match self.ports.state().lock(&self.options.run_id).await {
             Ok(Lock::HeldBy { holder }) => self.ask_holder(holder).await,
             _ => self.locked(|| self.abort_locked()).await,
         }
     }
 
     async fn abort_locked(&self) -> Outcome {
-        match self.ports.state.load().await {
+        match self.ports.state().load().await {
             Err(error) => {
                 self.emit(Event::PreflightFailed { error: failed("read the run record", &error) });
                 Outcome::PreflightFailed
+            }
+            // Cleanup may have retired the old version already: going back would route to nothing. The new
+            // version is live; finishing the cleanup is what abort can still do.
+            Ok(Some(mut record)) if record.phase == Phase::Cleanup => {
+                self.emit(Event::Warning {
+                    message:
+                        "the release is promoted and cleaning up; abort finishes the cleanup instead of rolling back"
+                            .into(),
+                });
+                match self.cleanup(&mut record).await {
+                    Ok(outcome) | Err(crate::Stop::Finish(outcome)) => outcome,
+                    Err(crate::Stop::RollBack { .. }) => Outcome::InternalError,
+                }
             }
             Ok(Some(mut record)) if record.in_flight() => {
                 self.roll_back(&mut record, RollbackReason::Cancelled, "fledge abort asked for it".into()).await
@@ -90,7 +96,7 @@ where
     }
 
     async fn ask_holder(&self, holder: String) -> Outcome {
-        if let Err(error) = self.ports.state.request_abort().await {
+        if let Err(error) = self.ports.state().request_abort().await {
             self.emit(Event::PreflightFailed { error: failed("ask the running release to roll back", &error) });
             return Outcome::PreflightFailed;
         }
@@ -99,7 +105,7 @@ where
         let deadline = tokio::time::Instant::now() + patience;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(ABORT_POLL).await;
-            if let Ok(Some(record)) = self.ports.state.load().await
+            if let Ok(Some(record)) = self.ports.state().load().await
                 && let Some(outcome) = record.outcome
             {
                 self.emit(Event::Finished { outcome });

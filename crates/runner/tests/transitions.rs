@@ -101,8 +101,8 @@ async fn a_healthy_release_walks_every_phase_and_promotes() {
             "set_weight 10",
             "set_weight 50",
             "set_weight 100",
-            "retire reviews-v1 delete",
-            "retire_live"
+            "retire_live",
+            "retire reviews-v1 delete"
         ]
     );
     assert!(matches!(run.events.last(), Some(Event::Finished { outcome: Outcome::Promoted })));
@@ -359,6 +359,27 @@ async fn a_resume_rolls_back_when_the_cluster_disagrees_with_the_record() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_resume_that_cannot_read_the_cluster_ends_as_an_internal_error_without_rolling_back() {
+    let fake = Fake::new();
+    killed_in_stage_two(&fake).await;
+    let log_before = fake.world().log.len();
+    fake.world().reads_fail = true;
+    let resumed = run(&fake, release("")).await;
+    assert_eq!(resumed.outcome, Outcome::InternalError);
+    assert!(resumed.took >= Duration::from_secs(50) && resumed.took <= fledge_runner::RESUME_READ_DEADLINE);
+    {
+        let world = fake.world();
+        assert_eq!(world.log.len(), log_before, "nothing was changed: {:?}", &world.log[log_before..]);
+        assert_eq!(world.record.as_ref().unwrap().phase, stage(1), "the record still says stage 2");
+    }
+    assert!(resumed.events.iter().any(|event| matches!(event, Event::ResumeFailed { .. })));
+
+    fake.world().reads_fail = false;
+    let again = run(&fake, release("")).await;
+    assert_eq!(again.outcome, Outcome::Promoted, "once the cluster answers, running it again resumes");
+}
+
+#[tokio::test(start_paused = true)]
 async fn another_run_or_another_version_in_flight_is_locked_out() {
     let fake = Fake::new();
     fake.world().lock = Some("other-run".into());
@@ -423,9 +444,103 @@ async fn a_cleanup_that_fails_is_finished_by_running_again() {
     let first = run(&fake, release("")).await;
     assert_eq!(first.outcome, Outcome::InternalError);
     assert_eq!(fake.world().weight, 100, "the new version stays live");
+    assert_eq!(
+        fake.world().deployments.get("reviews-v1"),
+        Some(&DeploymentState::Running),
+        "the old pods stay while routes may still send to them"
+    );
     fake.world().failing.clear();
     let second = run(&fake, release("")).await;
     assert_eq!(second.outcome, Outcome::Promoted);
     assert_eq!(second.took, Duration::ZERO);
     assert_eq!(fake.world().subsets, ["v2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_of_a_cleanup_that_failed_finishes_it_instead_of_routing_back_to_the_retired_version() {
+    let fake = Fake::new();
+    fake.world().failing.push("retire_live".into());
+    assert_eq!(run(&fake, release("")).await.outcome, Outcome::InternalError);
+    assert_eq!(fake.world().record.as_ref().unwrap().phase, Phase::Cleanup);
+
+    fake.world().failing.clear();
+    let ports = ports(&fake);
+    let (_cancel, receiver) = watch::channel(false);
+    let runner = Runner::new(release(""), &ports, RunOptions::default(), Arc::new(|_: &Event| {}), receiver);
+    assert_eq!(runner.abort().await, Outcome::Promoted, "the new version stays live");
+    let world = fake.world();
+    assert_eq!(world.weight, 100);
+    assert_eq!(world.subsets, ["v2"], "the cleanup finished");
+    assert_eq!(world.record.as_ref().unwrap().phase, Phase::Done);
+}
+
+#[tokio::test(start_paused = true)]
+async fn routes_pinned_to_the_old_version_keep_it_running_when_the_manifest_says_keep() {
+    let fake = Fake::new();
+    {
+        let mut world = fake.world();
+        world.pinned = vec!["VirtualService reviews http route debug (#0)".into()];
+        world.keep_pinned = true;
+    }
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::Promoted);
+    let world = fake.world();
+    assert_eq!(world.deployments.get("reviews-v1"), Some(&DeploymentState::Running), "kept for the pinned route");
+    assert!(!world.log.iter().any(|step| step.starts_with("retire reviews-v1")), "{:?}", world.log);
+    assert_eq!(world.subsets, ["v1", "v2"], "its subset stays");
+    let cleaned = run.events.iter().find(|event| matches!(event, Event::CleanedUp { .. }));
+    assert_eq!(
+        cleaned,
+        Some(&Event::CleanedUp {
+            deployment: "reviews-v1".into(),
+            policy: fledge_core::release::CleanupPolicy::Delete,
+            moved: Vec::new(),
+            kept_for: vec!["VirtualService reviews http route debug (#0)".into()],
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn routes_pinned_to_the_old_version_are_moved_before_it_is_retired() {
+    let fake = Fake::new();
+    fake.world().pinned = vec!["VirtualService reviews http route debug (#0)".into()];
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::Promoted);
+    let world = fake.world();
+    let position = |step: &str| world.log.iter().position(|logged| logged == step).unwrap();
+    assert!(position("retire_live") < position("retire reviews-v1 delete"), "routes first, then the pods");
+    assert!(run.events.iter().any(|event| matches!(event, Event::CleanedUp { moved, .. } if moved.len() == 1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_loses_its_lock_stops_at_once_and_writes_nothing_more() {
+    let fake = Fake::new();
+    // 5 s gate, then stage 1 (1 minute): the lock is lost 40 s into it.
+    fake.world().lose_lock_after = Some(Duration::from_secs(45));
+    let run = run(&fake, release("")).await;
+    assert_eq!(run.outcome, Outcome::LockLost);
+    assert_eq!(run.took, Duration::from_secs(45), "stopped the moment the lock was lost");
+    let world = fake.world();
+    // The round at 35 s updated the record; at 45 s the loss stops everything: no rollback, no record written.
+    assert_eq!(
+        world.log,
+        [
+            "metrics preflight",
+            "save deploy",
+            "save deploy",
+            "add_subset v2",
+            "deploy",
+            "save gate",
+            "gate",
+            "save stage 1",
+            "set_weight 10",
+            "save stage 1"
+        ]
+    );
+    assert_eq!(world.lock.as_deref(), Some("another-run"), "not unlocked: the lock is the other run's");
+    assert!(matches!(
+        run.events.iter().rev().nth(1),
+        Some(Event::LockLost { reason }) if reason == "it was taken over by run another-run"
+    ));
+    assert!(matches!(run.events.last(), Some(Event::Finished { outcome: Outcome::LockLost })));
 }

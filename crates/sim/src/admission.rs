@@ -1,10 +1,11 @@
 //! What the API server does to an object before storing it: defaulting and validation, per type.
 //!
 //! Only the defaults and rules that clients observe are modelled: the fields `kubectl get -o yaml` shows on a fresh
-//! Deployment, the errors a bad Deployment or an invalid Istio route gets.
+//! Deployment, the errors a bad Deployment, an invalid Istio route or an invalid Gateway API object gets (the
+//! Gateway API CRD schemas are in [`crate::gateway_api::schema`]).
 
+use crate::api_error::{ApiError, Cause};
 use crate::resources::{self, ResourceId};
-use crate::status::{ApiError, Cause};
 use serde_json::{Value, json};
 
 /// The kind of write being admitted.
@@ -56,6 +57,9 @@ pub fn admit(
         resources::PODS => validate_pod(object, old, operation, &mut causes),
         resources::VIRTUAL_SERVICES => return crate::istio::validate_virtual_service(object, config.istio_weight_rule),
         resources::DESTINATION_RULES => return crate::istio::validate_destination_rule(object),
+        resources::GATEWAY_CLASSES => crate::gateway_api::schema::validate_gateway_class(object, old, &mut causes),
+        resources::GATEWAYS => crate::gateway_api::schema::validate_gateway(object, &mut causes),
+        resources::HTTP_ROUTES => crate::gateway_api::schema::validate_http_route(object, &mut causes),
         _ => {}
     }
     if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(resource_type, &name, causes)) }
@@ -86,8 +90,10 @@ fn default(resource: ResourceId, object: &mut Value) {
             if let Some(labels) = labels.and_then(Value::as_object_mut) {
                 labels.insert("kubernetes.io/metadata.name".into(), name);
             }
-            insert_default(object, "spec", json!({ "finalizers": ["kubernetes"] }));
-            insert_default(object, "status", json!({ "phase": "Active" }));
+            insert_default(object, "spec", json!({}));
+            insert_default(&mut object["spec"], "finalizers", json!(["kubernetes"]));
+            insert_default(object, "status", json!({}));
+            insert_default(&mut object["status"], "phase", json!("Active"));
         }
         resources::PODS => {
             insert_default(object, "spec", json!({}));
@@ -139,6 +145,8 @@ fn default(resource: ResourceId, object: &mut Value) {
             insert_default(object, "status", json!({ "loadBalancer": {} }));
         }
         resources::SECRETS => insert_default(object, "type", json!("Opaque")),
+        resources::GATEWAYS => crate::gateway_api::schema::default_gateway(object),
+        resources::HTTP_ROUTES => crate::gateway_api::schema::default_http_route(object),
         _ => {}
     }
 }

@@ -1,6 +1,9 @@
-//! Fault injection for reliability tests: API errors and throttling at a rate, added latency, spurious write
-//! conflicts, watch streams cut short, and forced 410 Gone. Set at start or changed at run time through the admin
-//! endpoint (`GET`/`PUT /sim/faults`, `POST /sim/cut-watches`, `POST /sim/compact`).
+//! Fault injection for reliability tests, as real API servers and networks fail: errors and throttling before a
+//! request is processed; a write committed and then answered 500, or its connection dropped before any answer;
+//! list and watch bodies cut mid-stream; requests never answered; added latency; spurious write conflicts; watch
+//! streams cut short; forced 410 Gone; and (through `Sim::api_outage`) the whole API unreachable for a while. Set
+//! at start or changed at run time through the admin endpoint (`GET`/`PUT /sim/faults`, `POST /sim/cut-watches`,
+//! `POST /sim/compact`).
 
 use serde::{Deserialize, Serialize};
 use std::sync::RwLock;
@@ -24,6 +27,15 @@ pub struct FaultSettings {
     pub conflict_rate: f64,
     /// Watch streams end after this many seconds (clients must resume).
     pub cut_watches_after_seconds: Option<f64>,
+    /// Writes processed and committed, then answered `500 InternalError` (the client cannot tell it landed).
+    pub commit_then_error_rate: f64,
+    /// Writes processed and committed, then their connection dropped without an answer.
+    pub commit_then_drop_rate: f64,
+    /// List answers cut in the middle of their body; for watches, the chance per event that the stream is cut in
+    /// the middle of that event.
+    pub cut_body_rate: f64,
+    /// Requests (watches too) accepted and never answered: the client's own deadline must end them.
+    pub no_answer_rate: f64,
 }
 
 /// What the fault layer decides for one request.
@@ -37,6 +49,19 @@ pub enum Injected {
     Throttle(u64),
     /// Answer 409 Conflict.
     Conflict,
+    /// Never answer.
+    NoAnswer,
+}
+
+/// What the fault layer decides for a write, after it was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCommit {
+    /// Answer as usual.
+    Answer,
+    /// Answer 500 instead.
+    ServerError,
+    /// Drop the connection without an answer.
+    DropConnection,
 }
 
 /// The fault layer's state.
@@ -74,9 +99,30 @@ impl Faults {
             Injected::Throttle(settings.retry_after_seconds.max(1))
         } else if is_guarded_write && roll(settings.conflict_rate) {
             Injected::Conflict
+        } else if roll(settings.no_answer_rate) {
+            Injected::NoAnswer
         } else {
             Injected::None
         }
+    }
+
+    /// Decides what happens to the answer of a write that was committed.
+    pub fn after_commit(&self) -> AfterCommit {
+        let settings = self.settings();
+        let roll = |rate: f64| rate > 0.0 && rand::random::<f64>() < rate;
+        if roll(settings.commit_then_error_rate) {
+            AfterCommit::ServerError
+        } else if roll(settings.commit_then_drop_rate) {
+            AfterCommit::DropConnection
+        } else {
+            AfterCommit::Answer
+        }
+    }
+
+    /// Whether to cut this body (a list answer, or the next watch event) in the middle.
+    pub fn cut_body(&self) -> bool {
+        let rate = self.settings().cut_body_rate;
+        rate > 0.0 && rand::random::<f64>() < rate
     }
 
     /// How long a watch may run before the fault layer cuts it.

@@ -5,8 +5,8 @@
 //! ([`WeightRule::SumTo100`]), so a tool that writes such routes is caught; [`WeightRule::NonNegative`] matches
 //! current Istio.
 
+use crate::api_error::{ApiError, Cause};
 use crate::resources::{DESTINATION_RULES, VIRTUAL_SERVICES};
-use crate::status::{ApiError, Cause};
 use serde_json::{Value, json};
 
 /// Which weight rule the webhook enforces on http, tcp and tls routes with several destinations.
@@ -157,7 +157,9 @@ pub const PROXY_IMAGE: &str = "docker.io/istio/proxyv2:1.24.2";
 
 /// Adds the Istio sidecar to a pod being created in a namespace labelled `istio-injection=enabled`, as istiod's
 /// injection webhook does in classic (non-native-sidecar) mode: an `istio-init` init container after the pod's own,
-/// an `istio-proxy` container, and the labels and annotations the webhook writes.
+/// an `istio-proxy` container, and the labels and annotations the webhook writes. A namespace in ambient mode
+/// (`istio.io/dataplane-mode: ambient`, without the injection label) gets no sidecar: ztunnel and its waypoint carry
+/// the traffic.
 pub fn inject_sidecar(pod: &mut Value, namespace: Option<&Value>) {
     let enabled =
         namespace.and_then(|namespace| namespace.pointer("/metadata/labels/istio-injection")).and_then(Value::as_str)
@@ -251,6 +253,20 @@ mod tests {
         assert!(validate_virtual_service(&virtual_service(&[90, 20]), WeightRule::NonNegative).is_ok());
         assert!(validate_virtual_service(&virtual_service(&[0, 0]), WeightRule::NonNegative).is_err());
         assert!(validate_virtual_service(&virtual_service(&[100]), WeightRule::SumTo100).is_ok());
+    }
+
+    #[test]
+    fn pods_of_ambient_namespaces_get_no_sidecar() {
+        let mut pod = json!({ "metadata": { "name": "p", "labels": { "app": "reviews" } },
+            "spec": { "containers": [{ "name": "reviews", "image": "reviews:1" }] } });
+        let ambient = json!({ "metadata": { "name": "bookinfo", "labels": { "istio.io/dataplane-mode": "ambient" } } });
+        inject_sidecar(&mut pod, Some(&ambient));
+        assert_eq!(pod["spec"]["containers"].as_array().map(Vec::len), Some(1));
+        assert!(pod.pointer("/spec/initContainers").is_none());
+        assert!(pod.pointer("/metadata/annotations/sidecar.istio.io~1status").is_none());
+        let injected = json!({ "metadata": { "name": "bookinfo", "labels": { "istio-injection": "enabled" } } });
+        inject_sidecar(&mut pod, Some(&injected));
+        assert_eq!(pod["spec"]["containers"][1]["name"], "istio-proxy");
     }
 
     #[test]

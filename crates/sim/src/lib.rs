@@ -6,26 +6,30 @@
 //!                                     │            ▲ faults (errors, latency, cut watches, 410)
 //!                                     ▼            │
 //!                                   store ◀──── cluster: deployment → replicaset → pods, scheduler,
-//!                                     │                  kubelet behaviours, garbage collector, events
-//!                                     ▼
-//!                                   mesh: requests split by VirtualService weights ──▶ /metrics (Istio)
+//!                                     │                  kubelet behaviours, garbage collector, events,
+//!                                     │                  Istio's gateway controller (Gateway API status)
+//!                                     ▼                          │ HTTPRoutes as processed
+//!                                   mesh: requests routed by VirtualServices or HTTPRoutes, split by weights
+//!                                         ──▶ /metrics (Istio)
 //! ```
 //!
 //! Start one with [`Sim::start`]; it serves until the returned [`Sim`] is shut down or dropped.
 
 pub mod admission;
 pub mod api;
+pub mod api_error;
+pub mod auth;
 pub mod behaviour;
 pub mod clock;
 pub mod cluster;
 pub mod faults;
+pub mod gateway_api;
 pub mod istio;
 pub mod mesh;
 pub mod patch;
 pub mod prometheus;
 pub mod resources;
 pub mod scenario;
-pub mod status;
 pub mod store;
 
 use api::{ApiState, PodLogs};
@@ -33,6 +37,7 @@ use faults::{FaultSettings, Faults};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -86,6 +91,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS listener's certificates could not be made.
+    #[error(transparent)]
+    Tls(api::tls::TlsError),
 }
 
 /// A running simulator.
@@ -93,11 +101,28 @@ pub struct Sim {
     api: Arc<ApiState>,
     mesh: Arc<mesh::Mesh>,
     api_url: String,
+    /// The same API over TLS, for kubeconfigs with credentials.
+    secure_url: String,
+    /// The PEM certificate of the CA that signed the TLS listener's certificate.
+    ca_pem: String,
     metrics_url: String,
     store: Arc<Store>,
     faults: Arc<Faults>,
     shutdown: watch::Sender<bool>,
+    outages: tokio::sync::mpsc::Sender<api::server::Outage>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// An outage of the API under way.
+pub struct ApiOutage {
+    back: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl ApiOutage {
+    /// Resolves when the API listens again.
+    pub async fn ended(self) {
+        let _ = self.back.await;
+    }
 }
 
 impl Sim {
@@ -129,7 +154,7 @@ impl Sim {
         }
         let scenario = Arc::new(config.scenario.clone());
         let cluster = Arc::new(cluster::Cluster::new(store.clone(), scenario.clone()));
-        let mesh = Arc::new(mesh::Mesh::new(store.clone(), scenario));
+        let mesh = Arc::new(mesh::Mesh::new(store.clone(), scenario, cluster.gateway_data_plane()));
         let metrics_listener = TcpListener::bind(config.metrics_address)
             .await
             .map_err(|source| StartError::Listen { address: config.metrics_address, source })?;
@@ -143,8 +168,11 @@ impl Sim {
             logs,
             requests: Default::default(),
             expired_watches: Default::default(),
+            writes: Default::default(),
+            tokens: Default::default(),
+            accesses: Default::default(),
         });
-        let (shutdown, mut stopped) = watch::channel(false);
+        let (shutdown, stopped) = watch::channel(false);
         let controllers = tokio::spawn(cluster.run(shutdown.subscribe()));
         let traffic = tokio::spawn(mesh.clone().run(shutdown.subscribe()));
         let served_by = mesh.clone();
@@ -173,22 +201,32 @@ impl Sim {
             }
         });
         let router = api::router(state.clone());
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stopped| *stopped).await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "fledge-sim API server stopped");
-            }
-        });
+        let (outages, outage_requests) = tokio::sync::mpsc::channel(4);
+        let tls = api::tls::Tls::generate().map_err(StartError::Tls)?;
+        let secure_listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|source| StartError::Listen { address: config.api_address, source })?;
+        let secure_address = secure_listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { address: config.api_address, source })?;
+        let server = tokio::spawn(api::server::serve(
+            listener,
+            Some((secure_listener, tls.acceptor.clone())),
+            router,
+            stopped.clone(),
+            outage_requests,
+        ));
         Ok(Sim {
             api: state,
             mesh: served_by,
             api_url: format!("http://{address}"),
+            secure_url: format!("https://{secure_address}"),
+            ca_pem: tls.ca_pem,
             metrics_url: format!("http://{metrics_address}/metrics"),
             store,
             faults,
             shutdown,
+            outages,
             tasks: vec![server, controllers, traffic, metrics_server],
         })
     }
@@ -218,6 +256,36 @@ impl Sim {
         self.api.expired_watches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Makes the API unreachable for `duration`: the listener and every open connection close (clients get
+    /// "connection refused"), then it listens again on the same address. Resolves once the API is down; the
+    /// [`ApiOutage`] says when it is back.
+    pub async fn api_outage(&self, duration: Duration) -> ApiOutage {
+        let (down, is_down) = tokio::sync::oneshot::channel();
+        let (back, is_back) = tokio::sync::oneshot::channel();
+        if self.outages.send(api::server::Outage { duration, down, back }).await.is_ok() {
+            let _ = is_down.await;
+        }
+        ApiOutage { back: is_back }
+    }
+
+    /// Every write the API committed, in order, with its client's user agent.
+    pub fn writes(&self) -> Vec<api::Write> {
+        self.api.writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Every distinct kind of request ServiceAccounts made so far (verb, group, resource, namespace), with RBAC's
+    /// decision: what an audit log would show.
+    pub fn accesses(&self) -> Vec<auth::Access> {
+        self.api.accesses.accesses()
+    }
+
+    /// Requests to services of `namespace` the mesh could not deliver so far, by Envoy's response flag: `NR` (no
+    /// route matched), `NC` (the route's subset is not defined, or an HTTPRoute backend is not a Service here), `UH`
+    /// (the subset or backend has no Ready pod), `-` (an HTTPRoute rule whose backends all weigh 0 answered 500).
+    pub fn undelivered(&self, namespace: &str, flag: &str) -> u64 {
+        self.mesh.undelivered(namespace, flag)
+    }
+
     /// What the pods of `workload` (a Deployment name) in `namespace` served through the mesh so far.
     pub fn served(&self, namespace: &str, workload: &str) -> mesh::Served {
         self.mesh.served(namespace, workload)
@@ -233,6 +301,19 @@ impl Sim {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fledge-sim\n  cluster:\n    server: {}\ncontexts:\n- name: fledge-sim\n  context:\n    cluster: fledge-sim\n    user: fledge-sim\n    namespace: default\ncurrent-context: fledge-sim\nusers:\n- name: fledge-sim\n  user: {{}}\n",
             self.api_url
+        )
+    }
+
+    /// A kubeconfig that acts as ServiceAccount `namespace/name`, with a bearer token issued now (the account must
+    /// exist when the token is used; RBAC decides what it may do). It points at the TLS listener: clients send
+    /// credentials over TLS only.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> String {
+        use base64::Engine as _;
+        let token = self.api.tokens.issue(namespace, name);
+        let authority = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fledge-sim\n  cluster:\n    server: {}\n    certificate-authority-data: {authority}\ncontexts:\n- name: {name}\n  context:\n    cluster: fledge-sim\n    user: {name}\n    namespace: {namespace}\ncurrent-context: {name}\nusers:\n- name: {name}\n  user:\n    token: {token}\n",
+            self.secure_url
         )
     }
 

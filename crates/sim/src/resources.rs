@@ -145,9 +145,29 @@ pub const LEASES: ResourceId = ResourceId(9);
 pub const VIRTUAL_SERVICES: ResourceId = ResourceId(10);
 /// Istio DestinationRules.
 pub const DESTINATION_RULES: ResourceId = ResourceId(11);
+/// ServiceAccounts.
+pub const SERVICE_ACCOUNTS: ResourceId = ResourceId(12);
+/// RBAC Roles.
+pub const ROLES: ResourceId = ResourceId(13);
+/// RBAC ClusterRoles.
+pub const CLUSTER_ROLES: ResourceId = ResourceId(14);
+/// RBAC RoleBindings.
+pub const ROLE_BINDINGS: ResourceId = ResourceId(15);
+/// RBAC ClusterRoleBindings.
+pub const CLUSTER_ROLE_BINDINGS: ResourceId = ResourceId(16);
+/// batch/v1 Jobs (stored, never run).
+pub const JOBS: ResourceId = ResourceId(17);
+/// SelfSubjectAccessReviews: created, answered, never stored.
+pub const SELF_SUBJECT_ACCESS_REVIEWS: ResourceId = ResourceId(18);
+/// Gateway API GatewayClasses (cluster-scoped).
+pub const GATEWAY_CLASSES: ResourceId = ResourceId(19);
+/// Gateway API Gateways.
+pub const GATEWAYS: ResourceId = ResourceId(20);
+/// Gateway API HTTPRoutes.
+pub const HTTP_ROUTES: ResourceId = ResourceId(21);
 
 /// Every served resource type. The order matches the `ResourceId` constants above.
-pub static RESOURCES: [ResourceType; 12] = [
+pub static RESOURCES: [ResourceType; 22] = [
     ResourceType {
         short_names: &["ns"],
         subresources: &[Subresource::Status],
@@ -227,6 +247,69 @@ pub static RESOURCES: [ResourceType; 12] = [
             true,
         )
     },
+    ResourceType {
+        short_names: &["sa"],
+        ..builtin("", &["v1"], "ServiceAccount", "serviceaccounts", "serviceaccount", true)
+    },
+    builtin("rbac.authorization.k8s.io", &["v1"], "Role", "roles", "role", true),
+    builtin("rbac.authorization.k8s.io", &["v1"], "ClusterRole", "clusterroles", "clusterrole", false),
+    builtin("rbac.authorization.k8s.io", &["v1"], "RoleBinding", "rolebindings", "rolebinding", true),
+    builtin(
+        "rbac.authorization.k8s.io",
+        &["v1"],
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+    ),
+    ResourceType {
+        categories: &["all"],
+        subresources: &[Subresource::Status],
+        status_subresource: true,
+        has_generation: true,
+        ..builtin("batch", &["v1"], "Job", "jobs", "job", true)
+    },
+    builtin(
+        "authorization.k8s.io",
+        &["v1"],
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        false,
+    ),
+    ResourceType {
+        short_names: &["gc"],
+        categories: &["gateway-api"],
+        custom: true,
+        has_generation: true,
+        subresources: &[Subresource::Status],
+        status_subresource: true,
+        ..builtin(
+            "gateway.networking.k8s.io",
+            &["v1", "v1beta1"],
+            "GatewayClass",
+            "gatewayclasses",
+            "gatewayclass",
+            false,
+        )
+    },
+    ResourceType {
+        short_names: &["gtw"],
+        categories: &["gateway-api"],
+        custom: true,
+        has_generation: true,
+        subresources: &[Subresource::Status],
+        status_subresource: true,
+        ..builtin("gateway.networking.k8s.io", &["v1", "v1beta1"], "Gateway", "gateways", "gateway", true)
+    },
+    ResourceType {
+        categories: &["gateway-api"],
+        custom: true,
+        has_generation: true,
+        subresources: &[Subresource::Status],
+        status_subresource: true,
+        ..builtin("gateway.networking.k8s.io", &["v1", "v1beta1"], "HTTPRoute", "httproutes", "httproute", true)
+    },
 ];
 
 /// The type served at `group`/`version`/`plural`.
@@ -275,5 +358,10 @@ mod tests {
         assert_eq!(LEASES.resource_type().group, "coordination.k8s.io");
         assert_eq!(find("networking.istio.io", "v1beta1", "virtualservices"), Some(VIRTUAL_SERVICES));
         assert_eq!(find("apps", "v1", "pods"), None);
+        assert_eq!(find("gateway.networking.k8s.io", "v1", "httproutes"), Some(HTTP_ROUTES));
+        assert_eq!(find("gateway.networking.k8s.io", "v1beta1", "gateways"), Some(GATEWAYS));
+        assert_eq!(GATEWAY_CLASSES.resource_type().kind, "GatewayClass");
+        assert!(!GATEWAY_CLASSES.resource_type().namespaced);
+        assert_eq!(RESOURCES.len(), HTTP_ROUTES.0 + 1, "the constants cover every type");
     }
 }

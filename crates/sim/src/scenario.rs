@@ -10,8 +10,14 @@
 //!   - service: reviews
 //!     namespace: bookinfo
 //!     requestsPerSecond: 20
+//!     requests:                 # optional: the mix of requests, matched against the routes' `match`
+//!       - {weight: 99, path: /reviews/1}
+//!       - {weight: 1, path: /reviews/1, headers: {x-debug: "1"}}
+//!       - {weight: 1, path: /, gateway: bookinfo-gateway}   # enters through that Gateway (Gateway API)
 //! faults: {errorRate: 0.05}     # optional: API faults from the start
 //! istioWeightRule: sum-to-100   # or non-negative (Istio 1.15 and later)
+//! gatewayAPI:                   # optional: Istio's gateway controller
+//!   statusDelayMilliseconds: 300  # real time from an HTTPRoute change to its status (and the mesh using it)
 //! objects:                      # created in order at start
 //!   - apiVersion: v1
 //!     kind: Namespace
@@ -43,6 +49,10 @@ pub struct TrafficSource {
     pub namespace: String,
     /// Requests per second.
     pub requests_per_second: f64,
+    /// The kinds of request sent (path, method, headers), each with a relative weight; routes are chosen by their
+    /// `match` for each kind. Default: every request is `GET /` without headers.
+    #[serde(default)]
+    pub requests: Vec<crate::mesh::routing::RequestKind>,
 }
 
 /// A scenario.
@@ -70,6 +80,9 @@ pub struct Scenario {
     /// The Istio webhook's weight rule: `sum-to-100` (Istio before 1.15, the default) or `non-negative`.
     #[serde(default)]
     pub istio_weight_rule: Option<String>,
+    /// Settings of Istio's Gateway API controller (`gatewayAPI: {statusDelayMilliseconds: 300}`).
+    #[serde(default, rename = "gatewayAPI")]
+    pub gateway_api: Option<crate::gateway_api::GatewayApiSettings>,
 }
 
 fn one() -> f64 {
@@ -171,5 +184,18 @@ mod tests {
         assert_eq!(Scenario::default().behaviour_for("a:1"), Behaviour::default());
         assert!(Scenario::parse("behaviours:\n  - {image: x, behaviour: nope}\n").is_err());
         assert!(Scenario::parse("unknown: 1\n").is_err());
+    }
+
+    #[test]
+    fn gateway_api_settings_and_gateway_requests_parse() {
+        let scenario = Scenario::parse(
+            "gatewayAPI: {statusDelayMilliseconds: 50}\ntraffic:\n  - {service: reviews, namespace: bookinfo, requestsPerSecond: 1, requests: [{gateway: bookinfo-gateway}]}\n",
+        )
+        .unwrap();
+        let settings = scenario.gateway_api.clone().unwrap_or_default();
+        assert_eq!(settings.status_delay(), std::time::Duration::from_millis(50));
+        assert_eq!(scenario.traffic[0].requests[0].gateway.as_deref(), Some("bookinfo-gateway"));
+        assert_eq!(Scenario::default().gateway_api, None);
+        assert!(Scenario::parse("gatewayAPI: {statusDelay: 5s}\n").is_err(), "unknown settings are refused");
     }
 }

@@ -119,11 +119,14 @@ async fn invalid_images_and_missing_configuration_never_start() {
     deploy(&cluster, "referencing", "1", env).await;
     let missing = waiting_reason(&cluster, "referencing", "CreateContainerConfigError").await;
     assert_eq!(container(&missing, "app")["state"]["waiting"]["message"], "configmap \"settings\" not found");
-    assert!(
+    // The kubelet records the event after the pod's status: wait for it as a watcher of events would.
+    eventually("the kubelet's Failed event", Duration::from_secs(10), || async {
         events_for(&cluster, &missing)
             .iter()
             .any(|(_, reason, message)| reason == "Failed" && message == "Error: configmap \"settings\" not found")
-    );
+            .then_some(())
+    })
+    .await;
     let config_map = cluster.file(
         "settings.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: test}\ndata: {a: b}\n",

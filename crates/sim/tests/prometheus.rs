@@ -11,10 +11,9 @@ use support::{TestCluster, bookinfo};
 /// bookinfo with a healthy reviews-v2 beside v1, and the route split 80/20.
 fn split_scenario() -> String {
     let mut scenario = bookinfo();
-    scenario = scenario.replace(
-        "        - name: v1\n          labels: {version: v1}\n",
-        "        - name: v1\n          labels: {version: v1}\n        - name: v2\n          labels: {version: v2}\n",
-    );
+    let subsets = "      subsets:\n";
+    assert!(scenario.contains(subsets));
+    scenario = scenario.replace(subsets, "      subsets:\n        - name: v2\n          labels: {version: v2}\n");
     scenario = scenario.replace(
         "            - destination: {host: reviews, subset: v1}\n              weight: 100\n",
         "            - destination: {host: reviews, subset: v1}\n              weight: 80\n            - destination: {host: reviews, subset: v2}\n              weight: 20\n",

@@ -3,10 +3,15 @@
 //!
 //! ```text
 //!  test ──start──▶ TestPrometheus (fledge-sim's LocalPrometheus: Debian's prometheus, temporary TSDB, 1 s scrapes)
+//!        ──start──▶ PrometheusFaults (a proxy in front of it: slow, warnings, garbage)
 //! ```
 //!
 //! Prometheus is required: when the binary is missing the test fails with the command that installs it, so a CI
 //! run without Prometheus cannot pass by skipping.
+
+mod prometheus_faults;
+
+pub use prometheus_faults::{PrometheusFaults, PrometheusMode};
 
 use fledge_sim::prometheus::LocalPrometheus;
 use std::future::Future;

@@ -2,21 +2,24 @@
 //! DestinationRule, without damaging anything else in them.
 //!
 //! ```text
-//!  preflight ─▶ snapshot of the managed route and the subsets (what to restore)
-//!  add subset <version> to the DestinationRule (labels version=<version>)
+//!  preflight ─▶ snapshot of the managed route and the subsets (what to restore); routes pinned to the live subset
+//!  add subset <version> to the DestinationRule: a copy of the live subset (policy and all), version=<version>
 //!  set weight: JSON patch guarded by the resourceVersion read ─┬─ conflict: re-read, re-apply only fledge's change (30 s)
 //!                                                              └─ read back and verify
 //!  rollback: the managed route's destinations and the subsets as found
-//!  promote:  100% new, then remove the old destination and subset
+//!  promote:  100% new; pinned routes moved (or the old version kept); the old destination and subset removed
 //! ```
 //!
-//! The pure part ([`routes`]) finds the managed route and computes the JSON patches; [`TrafficRouter`] reads and
-//! writes the resources.
+//! The pure parts ([`routes`]: the managed route; [`subsets`]: the DestinationRule; [`pinned`]: routes pinned to the
+//! live version) find what to change and compute the JSON patches; [`TrafficRouter`] reads and writes the resources.
 
+pub mod pinned;
 mod port;
 mod router;
 pub mod routes;
+pub mod subsets;
 
+pub use pinned::PinnedRoute;
 pub use port::{IstioRouting, SnapshotError};
-pub use router::{ISTIO_GROUP, TrafficError, TrafficRouter};
+pub use router::{ISTIO_GROUP, Resource, TrafficError, TrafficRouter};
 pub use routes::{RouteError, TrafficSnapshot};

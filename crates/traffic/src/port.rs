@@ -2,7 +2,7 @@
 //! JSON.
 
 use crate::{TrafficRouter, TrafficSnapshot};
-use fledge_core::ports::{PortError, RouteWeights, TrafficPlan, TrafficRouting};
+use fledge_core::ports::{PortError, Retirement, RouteWeights, TrafficPlan, TrafficRouting};
 use fledge_core::{Release, Weight};
 
 /// The run record's traffic snapshot could not be read back.
@@ -29,7 +29,24 @@ fn snapshot(value: &serde_json::Value) -> Result<TrafficSnapshot, PortError> {
 
 impl TrafficRouting for IstioRouting {
     async fn preflight(&self, release: &Release, previous_version: Option<&str>) -> Result<TrafficPlan, PortError> {
-        let snapshot = self.router.preflight(previous_version, &release.service.version).await?;
+        let version = &release.service.version;
+        let snapshot = self.router.preflight(previous_version, version).await?;
+        let subset = self.router.planned_subset(&snapshot, version).await?;
+        let already =
+            snapshot.subsets.as_array().into_iter().flatten().any(|existing| existing["name"] == version.as_str());
+        let added = if already {
+            format!(
+                "subset {version} in DestinationRule {} (there already: kept, labelled version={version})",
+                snapshot.destination_rule
+            )
+        } else {
+            format!(
+                "subset {version} in DestinationRule {}, a copy of subset {}: {}",
+                snapshot.destination_rule,
+                snapshot.live_subset,
+                crate::subsets::describe_subset(&subset)
+            )
+        };
         Ok(TrafficPlan {
             live_version: snapshot.live_subset.clone(),
             route: format!(
@@ -38,12 +55,14 @@ impl TrafficRouting for IstioRouting {
                 snapshot.virtual_service,
                 snapshot.route_label()
             ),
+            adds: vec![added],
+            pinned_routes: snapshot.pinned.clone(),
             snapshot: serde_json::to_value(&snapshot).expect("a snapshot serializes"),
         })
     }
 
-    async fn add_subset(&self, version: &str) -> Result<(), PortError> {
-        Ok(self.router.add_subset(version).await?)
+    async fn add_version(&self, recorded: &serde_json::Value, version: &str) -> Result<(), PortError> {
+        Ok(self.router.add_subset(&snapshot(recorded)?, version).await?)
     }
 
     async fn set_weight(&self, recorded: &serde_json::Value, version: &str, weight: Weight) -> Result<(), PortError> {
@@ -61,7 +80,7 @@ impl TrafficRouting for IstioRouting {
         Ok(self.router.restore(&snapshot(recorded)?, version).await?)
     }
 
-    async fn retire_live(&self, recorded: &serde_json::Value, version: &str) -> Result<(), PortError> {
+    async fn retire_live(&self, recorded: &serde_json::Value, version: &str) -> Result<Retirement, PortError> {
         Ok(self.router.retire_live(&snapshot(recorded)?, version).await?)
     }
 }

@@ -1,21 +1,45 @@
 //! The TrafficRouter: reads and writes the VirtualService and DestinationRule of one release.
 
+use crate::pinned::{self, ManagedRoute, PinnedRoute};
 use crate::routes::{self, RouteError, TrafficSnapshot};
+use crate::subsets;
+use fledge_core::release::{PinnedRoutes, TrafficProvider};
 use fledge_core::{FIELD_MANAGER, Release, Weight};
-use kube::api::{Api, Patch, PatchParams};
+use fledge_kube_client::{GuardedError, guarded_patch};
+use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
-use std::time::Duration;
 
 /// The Istio API group.
 pub const ISTIO_GROUP: &str = "networking.istio.io";
 
-/// How long one guarded write keeps retrying conflicts, throttling and server errors before giving up.
-const WRITE_BUDGET: Duration = Duration::from_secs(30);
+/// The Istio resources the router reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// A VirtualService.
+    VirtualService,
+    /// A DestinationRule.
+    DestinationRule,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Resource::VirtualService => "VirtualService",
+            Resource::DestinationRule => "DestinationRule",
+        })
+    }
+}
 
 /// A failed traffic operation.
 #[derive(Debug, thiserror::Error)]
 pub enum TrafficError {
+    /// The release's traffic is not routed by Istio.
+    #[error("the release's traffic provider is {provider}, not istio")]
+    NotIstio {
+        /// The provider's name.
+        provider: &'static str,
+    },
     /// Istio's API is not served.
     #[error("failed to find Istio's {ISTIO_GROUP} API in the cluster")]
     Discover(#[source] kube::Error),
@@ -23,7 +47,7 @@ pub enum TrafficError {
     #[error("failed to read {kind} {namespace}/{name}")]
     Read {
         /// VirtualService or DestinationRule.
-        kind: &'static str,
+        kind: Resource,
         /// Namespace.
         namespace: String,
         /// Name.
@@ -36,11 +60,20 @@ pub enum TrafficError {
     #[error("unable to find {kind} {namespace}/{name}")]
     NotFound {
         /// VirtualService or DestinationRule.
-        kind: &'static str,
+        kind: Resource,
         /// Namespace.
         namespace: String,
         /// Name.
         name: String,
+    },
+    /// Listing the namespace's VirtualServices failed.
+    #[error("failed to list the VirtualServices of {namespace}")]
+    List {
+        /// Namespace.
+        namespace: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
     },
     /// The resources do not allow the release.
     #[error("unable to manage traffic of {service} in {namespace}")]
@@ -59,7 +92,7 @@ pub enum TrafficError {
         /// What was being done.
         action: String,
         /// VirtualService or DestinationRule.
-        kind: &'static str,
+        kind: Resource,
         /// Namespace.
         namespace: String,
         /// Name.
@@ -88,23 +121,6 @@ pub enum TrafficError {
     },
 }
 
-/// A fraction in [0, 1) from the clock, enough to spread retries without a random-number dependency.
-fn rand_fraction() -> f64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.subsec_nanos());
-    f64::from(nanos % 1000) / 1000.0
-}
-
-/// Whether an error is worth another attempt: a conflict (the resourceVersion test failed or the object moved),
-/// throttling, or a server-side error.
-fn retryable(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) => matches!(status.code, 409 | 422 | 429 | 500 | 502 | 503 | 504),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
-
 /// Routes one release's traffic.
 #[derive(Clone)]
 pub struct TrafficRouter {
@@ -116,11 +132,15 @@ pub struct TrafficRouter {
     virtual_service: String,
     destination_rule: String,
     route: Option<String>,
+    pinned_routes: PinnedRoutes,
 }
 
 impl TrafficRouter {
-    /// A router for `release`, using the Istio API version the cluster prefers.
+    /// A router for `release`, whose traffic provider is Istio, using the Istio API version the cluster prefers.
     pub async fn new(client: kube::Client, release: &Release) -> Result<TrafficRouter, TrafficError> {
+        let TrafficProvider::Istio(istio) = &release.traffic.provider else {
+            return Err(TrafficError::NotIstio { provider: release.traffic.provider.name() });
+        };
         let group = kube::discovery::group(&client, ISTIO_GROUP).await.map_err(TrafficError::Discover)?;
         let version = group.preferred_version_or_latest().to_owned();
         let resource = |kind: &str, plural: &str| {
@@ -141,48 +161,80 @@ impl TrafficRouter {
             ),
             service: release.service.name.clone(),
             namespace: namespace.clone(),
-            virtual_service: release.traffic.virtual_service.clone(),
-            destination_rule: release.traffic.destination_rule.clone(),
-            route: release.traffic.route.clone(),
+            virtual_service: istio.virtual_service.clone(),
+            destination_rule: istio.destination_rule.clone(),
+            route: istio.route.clone(),
+            pinned_routes: release.traffic.pinned_routes,
         })
     }
 
-    async fn read(&self, kind: &'static str) -> Result<Value, TrafficError> {
-        let (api, name) = match kind {
-            "VirtualService" => (&self.virtual_services, &self.virtual_service),
-            _ => (&self.destination_rules, &self.destination_rule),
-        };
+    fn api(&self, kind: Resource) -> &Api<DynamicObject> {
+        match kind {
+            Resource::VirtualService => &self.virtual_services,
+            Resource::DestinationRule => &self.destination_rules,
+        }
+    }
+
+    async fn read(&self, kind: Resource, name: &str) -> Result<Value, TrafficError> {
         let read_error =
-            |source| TrafficError::Read { kind, namespace: self.namespace.clone(), name: name.clone(), source };
-        let object = api.get_opt(name).await.map_err(read_error)?.ok_or_else(|| TrafficError::NotFound {
+            |source| TrafficError::Read { kind, namespace: self.namespace.clone(), name: name.to_owned(), source };
+        let object = self.api(kind).get_opt(name).await.map_err(read_error)?.ok_or_else(|| TrafficError::NotFound {
             kind,
             namespace: self.namespace.clone(),
-            name: name.clone(),
+            name: name.to_owned(),
         })?;
         Ok(serde_json::to_value(object).unwrap_or_default())
     }
 
-    /// How many writes were planned again after a conflict or a transient error.
+    /// Every VirtualService of the namespace, in one request.
+    async fn all_virtual_services(&self) -> Result<Vec<Value>, TrafficError> {
+        let list = self
+            .virtual_services
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| TrafficError::List { namespace: self.namespace.clone(), source })?;
+        Ok(list.items.into_iter().map(|item| serde_json::to_value(item).unwrap_or_default()).collect())
+    }
+
+    /// How many writes were planned again after a conflict.
     pub fn retries(&self) -> u64 {
         self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The VirtualService as it is now.
     pub async fn virtual_service(&self) -> Result<Value, TrafficError> {
-        self.read("VirtualService").await
+        self.read(Resource::VirtualService, &self.virtual_service).await
     }
 
     /// The DestinationRule as it is now.
     pub async fn destination_rule(&self) -> Result<Value, TrafficError> {
-        self.read("DestinationRule").await
+        self.read(Resource::DestinationRule, &self.destination_rule).await
     }
 
     fn route_error(&self, source: RouteError) -> TrafficError {
         TrafficError::Route { service: self.service.clone(), namespace: self.namespace.clone(), source }
     }
 
+    /// The routes of the namespace's VirtualServices pinned to `subset`, outside the managed route's destinations.
+    async fn pinned(&self, snapshot: &TrafficSnapshot, subset: &str) -> Result<Vec<PinnedRoute>, TrafficError> {
+        let services = self.all_virtual_services().await?;
+        let managed = services
+            .iter()
+            .find(|service| service.pointer("/metadata/name").and_then(Value::as_str) == Some(&self.virtual_service))
+            .ok_or_else(|| TrafficError::NotFound {
+                kind: Resource::VirtualService,
+                namespace: self.namespace.clone(),
+                name: self.virtual_service.clone(),
+            })?;
+        let route_index = routes::find_route(managed, &self.service, &self.namespace, snapshot.route_name.as_deref())
+            .map_err(|source| self.route_error(source))?;
+        let managed = ManagedRoute { virtual_service: &self.virtual_service, route_index };
+        Ok(pinned::find_pinned(&services, managed, &self.service, &self.namespace, subset))
+    }
+
     /// Checks that traffic can be shifted and records what to restore: both resources exist, the DestinationRule is
-    /// for the service, one http route sends the service's traffic, all of it to the live version's subset.
+    /// for the service, one http route sends the service's traffic, all of it to the live version's subset; finds
+    /// the routes pinned to the live version and refuses them when the manifest says so.
     pub async fn preflight(
         &self,
         previous_version: Option<&str>,
@@ -190,7 +242,7 @@ impl TrafficRouter {
     ) -> Result<TrafficSnapshot, TrafficError> {
         let virtual_service = self.virtual_service().await?;
         let destination_rule = self.destination_rule().await?;
-        routes::snapshot(
+        let mut snapshot = routes::snapshot(
             &virtual_service,
             &destination_rule,
             &self.service,
@@ -199,65 +251,73 @@ impl TrafficRouter {
             previous_version,
             new_version,
         )
-        .map_err(|source| self.route_error(source))
+        .map_err(|source| self.route_error(source))?;
+        let pinned = self.pinned(&snapshot, &snapshot.live_subset.clone()).await?;
+        snapshot.pinned = pinned.iter().map(ToString::to_string).collect();
+        if self.pinned_routes == PinnedRoutes::Refuse && !pinned.is_empty() {
+            return Err(self.route_error(RouteError::PinnedRoutesRefused {
+                subset: snapshot.live_subset.clone(),
+                routes: snapshot.pinned.clone(),
+            }));
+        }
+        Ok(snapshot)
     }
 
-    /// Reads `kind`, plans a JSON patch with `plan` (None: nothing to do), applies it; on a conflict or a transient
-    /// error, reads again and plans again, so only fledge's change is re-applied and other writers' edits stay.
+    /// Reads `kind` `name`, plans a JSON patch with `plan` (None: nothing to do), applies it; on a conflict, reads
+    /// again and plans again, so only fledge's change is re-applied and other writers' edits stay.
     async fn guarded_write(
         &self,
-        kind: &'static str,
+        kind: Resource,
+        name: &str,
         action: &str,
         plan: impl Fn(&Value) -> Result<Option<Vec<json_patch::PatchOperation>>, RouteError>,
     ) -> Result<(), TrafficError> {
-        let (api, name) = match kind {
-            "VirtualService" => (&self.virtual_services, &self.virtual_service),
-            _ => (&self.destination_rules, &self.destination_rule),
-        };
-        let deadline = tokio::time::Instant::now() + WRITE_BUDGET;
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let current = self.read(kind).await?;
-            let Some(operations) = plan(&current).map_err(|source| self.route_error(source))? else { return Ok(()) };
-            let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
-            match api.patch(name, &params, &Patch::Json::<()>(json_patch::Patch(operations))).await {
-                Ok(_) => return Ok(()),
-                Err(error) if retryable(&error) && tokio::time::Instant::now() < deadline => {
-                    self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::debug!(%error, attempt, action, "traffic write conflicted or failed; re-reading");
-                    // Exponential back-off from 20 ms to 1 s, with jitter so competing writers drift apart.
-                    let base = Duration::from_millis(20u64 << attempt.min(6)).min(Duration::from_secs(1));
-                    let jitter = base.mul_f64(rand_fraction());
-                    tokio::time::sleep(base + jitter).await;
-                }
-                Err(source) => {
-                    return Err(TrafficError::Write {
-                        action: action.to_owned(),
-                        kind,
-                        namespace: self.namespace.clone(),
-                        name: name.clone(),
-                        source,
-                    });
-                }
+        let written = guarded_patch(self.api(kind), name, FIELD_MANAGER, &self.retries, plan).await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(GuardedError::Read(source)) => {
+                Err(TrafficError::Read { kind, namespace: self.namespace.clone(), name: name.to_owned(), source })
             }
+            Err(GuardedError::NotFound) => {
+                Err(TrafficError::NotFound { kind, namespace: self.namespace.clone(), name: name.to_owned() })
+            }
+            Err(GuardedError::Plan(source)) => Err(self.route_error(source)),
+            Err(GuardedError::Write(source)) => Err(TrafficError::Write {
+                action: action.to_owned(),
+                kind,
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                source,
+            }),
         }
     }
 
-    /// Adds subset `<version>` (labels `version: <version>`) to the DestinationRule, keeping everything else.
-    pub async fn add_subset(&self, version: &str) -> Result<(), TrafficError> {
-        self.guarded_write("DestinationRule", &format!("add subset {version}"), |rule| {
-            Ok(routes::add_subset_patch(rule, version))
-        })
+    /// Adds subset `<version>` to the DestinationRule: a copy of the live subset (its traffic policy and labels) with
+    /// `version: <version>`, keeping everything else.
+    pub async fn add_subset(&self, snapshot: &TrafficSnapshot, version: &str) -> Result<(), TrafficError> {
+        self.guarded_write(
+            Resource::DestinationRule,
+            &self.destination_rule,
+            &format!("add subset {version}"),
+            |rule| Ok(subsets::add_subset_patch(rule, &snapshot.live_subset, version)),
+        )
         .await
     }
 
     /// Removes subset `name` from the DestinationRule, if it is there.
     pub async fn remove_subset(&self, snapshot: &TrafficSnapshot, name: &str) -> Result<(), TrafficError> {
-        self.guarded_write("DestinationRule", &format!("remove subset {name}"), |rule| {
-            Ok(routes::remove_subset_patch(rule, name, &snapshot.subsets))
-        })
+        self.guarded_write(
+            Resource::DestinationRule,
+            &self.destination_rule,
+            &format!("remove subset {name}"),
+            |rule| Ok(subsets::remove_subset_patch(rule, name, &snapshot.subsets)),
+        )
         .await
+    }
+
+    /// The subset the release adds for `version`, as it will be written (a copy of the live one).
+    pub async fn planned_subset(&self, snapshot: &TrafficSnapshot, version: &str) -> Result<Value, TrafficError> {
+        Ok(subsets::canary_subset(&self.destination_rule().await?, &snapshot.live_subset, version))
     }
 
     /// The weights of the live and the new version now, out of the service's share.
@@ -275,7 +335,8 @@ impl TrafficRouter {
         canary: Weight,
     ) -> Result<(i64, i64), TrafficError> {
         let (expected_live, expected_new) = routes::split(snapshot.share, canary);
-        self.guarded_write("VirtualService", &format!("set the weight of {new_version} to {canary}"), |service| {
+        let action = format!("set the weight of {new_version} to {canary}");
+        self.guarded_write(Resource::VirtualService, &self.virtual_service, &action, |service| {
             let current = routes::current_weights(service, snapshot, new_version)?;
             if current == (expected_live, expected_new) {
                 return Ok(None);
@@ -297,10 +358,10 @@ impl TrafficRouter {
         Ok((live, new))
     }
 
-    /// Puts the managed route's destinations back exactly as found and removes the new version's subset when fledge
-    /// added it.
+    /// Puts the managed route's destinations back exactly as found, and the new version's subset: removed when
+    /// fledge added it, as it was when it was there before.
     pub async fn restore(&self, snapshot: &TrafficSnapshot, new_version: &str) -> Result<(), TrafficError> {
-        self.guarded_write("VirtualService", "restore the managed route", |service| {
+        self.guarded_write(Resource::VirtualService, &self.virtual_service, "restore the managed route", |service| {
             let route =
                 routes::find_route(service, &snapshot.service, &snapshot.namespace, snapshot.route_name.as_deref());
             let unchanged = route.is_ok_and(|index| {
@@ -309,40 +370,88 @@ impl TrafficRouter {
             if unchanged { Ok(None) } else { routes::restore_patch(service, snapshot).map(Some) }
         })
         .await?;
-        let had_subset = snapshot.subsets.as_array().into_iter().flatten().any(|subset| subset["name"] == new_version);
-        if !had_subset {
-            self.remove_subset(snapshot, new_version).await?;
+        let action = format!("restore subset {new_version}");
+        self.guarded_write(Resource::DestinationRule, &self.destination_rule, &action, |rule| {
+            Ok(subsets::restore_subset_patch(rule, new_version, &snapshot.subsets))
+        })
+        .await
+    }
+
+    /// Points the routes pinned to the old version at `new_version`, one guarded write per VirtualService.
+    async fn move_pinned(
+        &self,
+        snapshot: &TrafficSnapshot,
+        pinned: &[PinnedRoute],
+        new_version: &str,
+    ) -> Result<(), TrafficError> {
+        let mut services: Vec<&str> = pinned.iter().map(|pin| pin.virtual_service.as_str()).collect();
+        services.dedup();
+        for name in services {
+            let action = format!("point the routes pinned to {} at {new_version}", snapshot.live_subset);
+            self.guarded_write(Resource::VirtualService, name, &action, |service| {
+                let route_index = if name == self.virtual_service {
+                    routes::find_route(service, &snapshot.service, &snapshot.namespace, snapshot.route_name.as_deref())?
+                } else {
+                    0 // another VirtualService: nothing in it is managed
+                };
+                let managed = ManagedRoute { virtual_service: &self.virtual_service, route_index };
+                let found = pinned::find_pinned(
+                    std::slice::from_ref(service),
+                    managed,
+                    &snapshot.service,
+                    &snapshot.namespace,
+                    &snapshot.live_subset,
+                );
+                let found: Vec<&PinnedRoute> = found.iter().collect();
+                Ok(pinned::move_patch(service, &found, new_version))
+            })
+            .await?;
         }
         Ok(())
     }
 
-    /// After promotion and cleanup: removes the old version's destination (the new one keeps the whole share) and
-    /// its subset.
-    pub async fn retire_live(&self, snapshot: &TrafficSnapshot, new_version: &str) -> Result<(), TrafficError> {
-        self.guarded_write(
-            "VirtualService",
-            &format!("remove the destination of {}", snapshot.live_subset),
-            |service| {
-                let (live, new) = routes::current_weights(service, snapshot, new_version)?;
-                let index =
-                    routes::find_route(service, &snapshot.service, &snapshot.namespace, snapshot.route_name.as_deref());
-                let live_present = index.is_ok_and(|index| {
-                    service.pointer(&format!("/spec/http/{index}/route")).and_then(Value::as_array).is_some_and(
-                        |entries| {
-                            entries.iter().any(|entry| {
-                                entry.pointer("/destination/subset").and_then(Value::as_str)
-                                    == Some(snapshot.live_subset.as_str())
-                            })
-                        },
-                    )
-                });
-                if !live_present && new == snapshot.share && live == 0 {
-                    return Ok(None);
-                }
-                routes::retire_live_patch(service, snapshot, new_version).map(Some)
-            },
-        )
+    /// After promotion: deals with the routes pinned to the old version (`traffic.pinnedRoutes`: moved to the new
+    /// version, or kept on the old one, which then keeps its subset), then removes the old version's destination
+    /// from the managed route (the new one keeps the whole share) and, when nothing keeps it, its subset.
+    pub async fn retire_live(
+        &self,
+        snapshot: &TrafficSnapshot,
+        new_version: &str,
+    ) -> Result<fledge_core::ports::Retirement, TrafficError> {
+        let pinned = self.pinned(snapshot, &snapshot.live_subset).await?;
+        let described: Vec<String> = pinned.iter().map(ToString::to_string).collect();
+        let retirement = match self.pinned_routes {
+            PinnedRoutes::Move => {
+                self.move_pinned(snapshot, &pinned, new_version).await?;
+                fledge_core::ports::Retirement { moved: described, kept_for: Vec::new() }
+            }
+            // Routes pinned since preflight, under `refuse`: keeping the old version is what breaks nothing.
+            PinnedRoutes::Keep | PinnedRoutes::Refuse => {
+                fledge_core::ports::Retirement { moved: Vec::new(), kept_for: described }
+            }
+        };
+        let action = format!("remove the destination of {}", snapshot.live_subset);
+        self.guarded_write(Resource::VirtualService, &self.virtual_service, &action, |service| {
+            let (live, new) = routes::current_weights(service, snapshot, new_version)?;
+            let index =
+                routes::find_route(service, &snapshot.service, &snapshot.namespace, snapshot.route_name.as_deref());
+            let live_present = index.is_ok_and(|index| {
+                service.pointer(&format!("/spec/http/{index}/route")).and_then(Value::as_array).is_some_and(|entries| {
+                    entries.iter().any(|entry| {
+                        entry.pointer("/destination/subset").and_then(Value::as_str)
+                            == Some(snapshot.live_subset.as_str())
+                    })
+                })
+            });
+            if !live_present && new == snapshot.share && live == 0 {
+                return Ok(None);
+            }
+            routes::retire_live_patch(service, snapshot, new_version).map(Some)
+        })
         .await?;
-        self.remove_subset(snapshot, &snapshot.live_subset).await
+        if retirement.kept_for.is_empty() {
+            self.remove_subset(snapshot, &snapshot.live_subset).await?;
+        }
+        Ok(retirement)
     }
 }

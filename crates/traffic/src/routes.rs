@@ -11,7 +11,8 @@
 //! - every write is a JSON patch that first tests the resourceVersion fledge read.
 
 use fledge_core::Weight;
-use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation};
+pub(crate) use fledge_kube_client::guarded::test_resource_version;
+use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -118,6 +119,17 @@ pub enum RouteError {
         /// The subset.
         subset: String,
     },
+    /// Routes outside the managed one send to the live subset, and the manifest says to refuse the release then.
+    #[error(
+        "subset {subset} is also routed to outside the managed route, by {}; traffic.pinnedRoutes is `refuse`: remove those references, or set it to `move` (point them at the new version at promotion) or `keep` (keep the old version for them)",
+        routes.join(", ")
+    )]
+    PinnedRoutesRefused {
+        /// The live subset.
+        subset: String,
+        /// The routes pinned to it.
+        routes: Vec<String>,
+    },
     /// The managed route changed shape since the snapshot (renamed, removed, or no longer routing the service).
     #[error("the managed route {route} is no longer found in VirtualService {virtual_service}")]
     RouteChanged {
@@ -153,6 +165,10 @@ pub struct TrafficSnapshot {
     pub service: String,
     /// The namespace.
     pub namespace: String,
+    /// Routes outside the managed one that send to the live subset, as found at preflight (for people: cleanup looks
+    /// again).
+    #[serde(default)]
+    pub pinned: Vec<String>,
 }
 
 impl TrafficSnapshot {
@@ -169,13 +185,7 @@ fn route_label(index: usize, name: Option<&str>) -> String {
     }
 }
 
-/// Whether a destination host names the service: `reviews`, `reviews.<ns>`, `reviews.<ns>.svc` or the FQDN.
-pub fn host_matches(host: &str, service: &str, namespace: &str) -> bool {
-    host == service
-        || host == format!("{service}.{namespace}")
-        || host == format!("{service}.{namespace}.svc")
-        || host == format!("{service}.{namespace}.svc.cluster.local")
-}
+pub use fledge_core::names::host_matches;
 
 fn name_of(object: &Value) -> String {
     object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned()
@@ -337,6 +347,7 @@ pub fn snapshot(
         share,
         service: service.to_owned(),
         namespace: namespace.to_owned(),
+        pinned: Vec::new(),
     })
 }
 
@@ -350,14 +361,7 @@ fn locate(virtual_service: &Value, snapshot: &TrafficSnapshot) -> Result<usize, 
         .map_err(|_| changed())
 }
 
-fn test_resource_version(object: &Value) -> PatchOperation {
-    PatchOperation::Test(TestOperation {
-        path: json_patch::jsonptr::PointerBuf::parse("/metadata/resourceVersion").expect("valid pointer"),
-        value: object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
-    })
-}
-
-fn pointer(text: String) -> json_patch::jsonptr::PointerBuf {
+pub(crate) fn pointer(text: String) -> json_patch::jsonptr::PointerBuf {
     json_patch::jsonptr::PointerBuf::parse(&text).expect("pointers built here are valid")
 }
 
@@ -461,53 +465,6 @@ pub fn retire_live_patch(
         operations.push(PatchOperation::Remove(RemoveOperation { path: pointer(format!("{base}/{live_position}")) }));
     }
     Ok(operations)
-}
-
-/// The JSON patch adding subset `version` (labels `version: <version>`) to the DestinationRule, or `None` when it is
-/// already there with those labels.
-pub fn add_subset_patch(destination_rule: &Value, version: &str) -> Option<Vec<PatchOperation>> {
-    let subsets = destination_rule.pointer("/spec/subsets").and_then(Value::as_array);
-    if subsets.into_iter().flatten().any(|subset| {
-        subset["name"] == version && subset.pointer("/labels/version").and_then(Value::as_str) == Some(version)
-    }) {
-        return None;
-    }
-    let subset = json!({ "name": version, "labels": { "version": version } });
-    let mut operations = vec![test_resource_version(destination_rule)];
-    match subsets {
-        Some(list) => {
-            if let Some(position) = list.iter().position(|existing| existing["name"] == version) {
-                operations.push(PatchOperation::Replace(ReplaceOperation {
-                    path: pointer(format!("/spec/subsets/{position}/labels")),
-                    value: json!({ "version": version }),
-                }));
-            } else {
-                operations
-                    .push(PatchOperation::Add(AddOperation { path: pointer("/spec/subsets/-".into()), value: subset }));
-            }
-        }
-        None => operations
-            .push(PatchOperation::Add(AddOperation { path: pointer("/spec/subsets".into()), value: json!([subset]) })),
-    }
-    Some(operations)
-}
-
-/// The JSON patch removing subset `name` from the DestinationRule, or `None` when it is not there. Removing the last
-/// subset of a rule that had none at first removes the list.
-pub fn remove_subset_patch(
-    destination_rule: &Value,
-    name: &str,
-    snapshot_subsets: &Value,
-) -> Option<Vec<PatchOperation>> {
-    let subsets = destination_rule.pointer("/spec/subsets").and_then(Value::as_array)?;
-    let position = subsets.iter().position(|subset| subset["name"] == name)?;
-    let mut operations = vec![test_resource_version(destination_rule)];
-    if subsets.len() == 1 && snapshot_subsets.is_null() {
-        operations.push(PatchOperation::Remove(RemoveOperation { path: pointer("/spec/subsets".into()) }));
-    } else {
-        operations.push(PatchOperation::Remove(RemoveOperation { path: pointer(format!("/spec/subsets/{position}")) }));
-    }
-    Some(operations)
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ async fn cluster() -> (Sim, kube::Client) {
     let mut scenario = Scenario::parse(&scenario).unwrap();
     scenario.traffic.clear();
     let sim = Sim::start(SimConfig { scenario, ..SimConfig::default() }).await.unwrap();
-    let client = kube::Client::try_from(kube::Config::new(sim.api_url().parse().unwrap())).unwrap();
+    let client = fledge_kube_client::client_for_url(sim.api_url(), &Default::default()).unwrap();
     (sim, client)
 }
 
@@ -91,7 +91,7 @@ async fn every_stage_is_applied_and_read_back_and_rollback_restores_the_original
     let original_rule = without_bookkeeping(router.destination_rule().await.unwrap());
     let snapshot = router.preflight(None, "v2").await.unwrap();
     assert_eq!((snapshot.live_subset.as_str(), snapshot.share, snapshot.route_index), ("v1", 90, 1));
-    router.add_subset("v2").await.unwrap();
+    router.add_subset(&snapshot, "v2").await.unwrap();
     for (percent, expected) in [(5, (85, 5)), (25, (67, 23)), (50, (45, 45)), (100, (0, 90))] {
         let written = router.set_weight(&snapshot, "v2", Weight::new(percent).unwrap()).await.unwrap();
         assert_eq!(written, expected, "stage {percent}%");
@@ -111,13 +111,15 @@ async fn promotion_changes_only_the_managed_destinations_and_subsets() {
     let router = TrafficRouter::new(client, &release).await.unwrap();
     let original = without_bookkeeping(router.virtual_service().await.unwrap());
     let snapshot = router.preflight(None, "v2").await.unwrap();
-    router.add_subset("v2").await.unwrap();
+    router.add_subset(&snapshot, "v2").await.unwrap();
     router.set_weight(&snapshot, "v2", Weight::new(50).unwrap()).await.unwrap();
     router.set_weight(&snapshot, "v2", Weight::FULL).await.unwrap();
-    router.retire_live(&snapshot, "v2").await.unwrap();
+    let retirement = router.retire_live(&snapshot, "v2").await.unwrap();
+    assert_eq!(retirement.moved, ["VirtualService reviews http route testers (#0)"], "the pinned route is moved");
+    assert!(retirement.kept_for.is_empty());
     let promoted = without_bookkeeping(router.virtual_service().await.unwrap());
     let mut expected = original.clone();
-    expected["spec"]["http"][1]["route"][0]["destination"]["subset"] = json!("v2");
+    expected["spec"]["http"][0]["route"][0]["destination"]["subset"] = json!("v2");
     assert_eq!(
         promoted["spec"]["http"][1]["route"],
         json!([
@@ -128,7 +130,11 @@ async fn promotion_changes_only_the_managed_destinations_and_subsets() {
     expected["spec"]["http"][1]["route"] = promoted["spec"]["http"][1]["route"].clone();
     assert_eq!(promoted, expected, "everything but the managed destinations is as it was");
     let rule = router.destination_rule().await.unwrap();
-    assert_eq!(rule["spec"]["subsets"], json!([{ "name": "v2", "labels": { "version": "v2" } }]));
+    assert_eq!(
+        rule["spec"]["subsets"],
+        json!([{ "name": "v2", "labels": { "version": "v2" }, "trafficPolicy": { "loadBalancer": { "simple": "LEAST_REQUEST" } } }]),
+        "the new subset is a copy of the live one's, traffic policy and all"
+    );
     assert_eq!(rule["spec"]["trafficPolicy"]["connectionPool"]["http"]["http1MaxPendingRequests"], 100);
 }
 
@@ -138,7 +144,7 @@ async fn concurrent_writers_keep_their_edits_and_fledge_retries_its_own() {
     let release = release(Some("primary"));
     let router = TrafficRouter::new(client.clone(), &release).await.unwrap();
     let snapshot = router.preflight(None, "v2").await.unwrap();
-    router.add_subset("v2").await.unwrap();
+    router.add_subset(&snapshot, "v2").await.unwrap();
     // Besides the real contention below, 30% of writes get a spurious 409, as a busy API server gives.
     sim.faults().set(fledge_sim::faults::FaultSettings { conflict_rate: 0.3, ..Default::default() });
     // Another writer keeps editing the same VirtualService: an annotation, and a route it adds in front, which moves
@@ -237,7 +243,7 @@ async fn kubectl_shows_no_difference_after_a_rollback_but_metadata_bookkeeping()
     let before = yaml();
     let router = TrafficRouter::new(client, &release(Some("primary"))).await.unwrap();
     let snapshot = router.preflight(None, "v2").await.unwrap();
-    router.add_subset("v2").await.unwrap();
+    router.add_subset(&snapshot, "v2").await.unwrap();
     router.set_weight(&snapshot, "v2", Weight::new(25).unwrap()).await.unwrap();
     router.restore(&snapshot, "v2").await.unwrap();
     let after = yaml();

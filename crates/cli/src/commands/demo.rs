@@ -1,13 +1,13 @@
 //! `fledge demo`: a whole release, then a rollback, on a simulated cluster with a real Prometheus, shown as a user
 //! would watch them.
 
-use super::release::{result_line, run_id, watch_signals};
+use super::release::result_line;
 use crate::adapters::{SetupError, ports_for};
-use crate::cli::LogFormat;
-use crate::report::EventWriter;
+use crate::cli::{LogFormat, Provider};
+use crate::launch::{Launch, Signals, launch_release, run_id};
+use crate::progress::EventWriter;
 use crate::simulation::{SimulatedWorld, WorldError};
 use fledge_core::{Outcome, Release, RollbackReason};
-use fledge_runner::{RunOptions, Runner};
 use fledge_sim::prometheus::PrometheusError;
 use fledge_sim::scenario::Scenario;
 use std::io::Write as _;
@@ -15,6 +15,7 @@ use std::time::Instant;
 
 const DEMO_MANIFEST: &str = include_str!("../../../../examples/demo.yaml");
 const BOOKINFO: &str = include_str!("../../../../examples/sim/bookinfo.yaml");
+const BOOKINFO_GATEWAY_API: &str = include_str!("../../../../examples/sim/bookinfo-gateway-api.yaml");
 /// The image of the bad version: 8% of its requests fail (see the bookinfo scenario).
 const BAD_IMAGE: &str = "registry.example.com/bookinfo/reviews:3.0.0-errors-8pct";
 
@@ -35,19 +36,37 @@ fn say(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
-pub(super) fn run(prometheus_url: Option<String>, metrics_port: u16, log_format: LogFormat) -> Outcome {
-    super::block_on(demo(prometheus_url, metrics_port, log_format), |error| match error {
+pub(super) fn run(
+    gateway_api: bool,
+    prometheus_url: Option<String>,
+    metrics_port: u16,
+    log_format: LogFormat,
+) -> Outcome {
+    super::block_on(demo(gateway_api, prometheus_url, metrics_port, log_format), |error| match error {
         DemoError::World(WorldError::Prometheus(PrometheusError::NotInstalled)) => Outcome::PreflightFailed,
         _ => Outcome::InternalError,
     })
 }
 
-async fn demo(prometheus_url: Option<String>, metrics_port: u16, log_format: LogFormat) -> Result<Outcome, DemoError> {
-    let scenario = Scenario::parse(BOOKINFO).map_err(DemoError::Scenario)?;
+async fn demo(
+    gateway_api: bool,
+    prometheus_url: Option<String>,
+    metrics_port: u16,
+    log_format: LogFormat,
+) -> Result<Outcome, DemoError> {
+    let scenario =
+        Scenario::parse(if gateway_api { BOOKINFO_GATEWAY_API } else { BOOKINFO }).map_err(DemoError::Scenario)?;
     let mut release = fledge_manifest::parse(DEMO_MANIFEST)
         .map_err(|diagnostics| DemoError::Manifest(diagnostics.render("examples/demo.yaml", DEMO_MANIFEST)))?
         .release;
-    say("fledge demo: a simulated Kubernetes cluster (fledge-sim) with Istio and the bookinfo app, and Prometheus");
+    if gateway_api {
+        Provider::GatewayApi.apply(&mut release);
+        say(
+            "fledge demo: a simulated Kubernetes cluster (fledge-sim) with Istio, the bookinfo app routed by a Gateway API HTTPRoute, and Prometheus",
+        );
+    } else {
+        say("fledge demo: a simulated Kubernetes cluster (fledge-sim) with Istio and the bookinfo app, and Prometheus");
+    }
     let world = SimulatedWorld::start(scenario, metrics_port, prometheus_url).await.map_err(DemoError::World)?;
     say(&format!(
         "  Kubernetes API {} (try: kubectl --server {} get pods -n bookinfo)\n  Istio metrics  {}\n  Prometheus     {}",
@@ -80,11 +99,12 @@ async fn demo(prometheus_url: Option<String>, metrics_port: u16, log_format: Log
 
 async fn run_release(world: &SimulatedWorld, release: &Release, log_format: LogFormat) -> Result<Outcome, DemoError> {
     let writer = EventWriter::new(release, log_format);
-    let ports = ports_for(release, world.client.clone(), Some(writer.progress())).await.map_err(DemoError::Setup)?;
-    let cancel = watch_signals(writer.clone());
-    let options = RunOptions { run_id: run_id(), ..RunOptions::default() };
+    let ports = ports_for(release, world.clients.clone(), world.fence.clone(), Some(writer.progress()))
+        .await
+        .map_err(DemoError::Setup)?;
+    let launch = Launch { run_id: run_id(), approve: false, signals: Signals::Handled(writer.clone()), abort: false };
     let started = Instant::now();
-    let outcome = Runner::new(release.clone(), &ports, options, writer.reporter(), cancel).run().await;
+    let outcome = launch_release(release, &ports, writer.reporter(), launch).await;
     say(&format!("{} ({:.0}s)", result_line(release, outcome, writer.detail()), started.elapsed().as_secs_f64()));
     Ok(outcome)
 }

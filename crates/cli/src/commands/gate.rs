@@ -1,10 +1,11 @@
 //! `fledge gate FILE`: deploy the new version and run the crash-loop gate alone.
 
+use crate::adapters::connect;
 use crate::cli::ClusterArguments;
-use crate::cluster::{ConnectError, connect};
 use fledge_core::{Outcome, RollbackReason};
 use fledge_deploy::{DeployError, Deployer};
 use fledge_gate::{GateError, GateOutcome, GatePolicy, GateTarget, PodGate};
+use fledge_kube_client::ConnectError;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -31,6 +32,18 @@ pub(super) fn run(file: &Path, no_deploy: bool, cluster: &ClusterArguments) -> O
     })
 }
 
+/// The live version, found as `fledge run` finds it: `service.previousVersion`, or the version the route sends all
+/// of the service's traffic to. `None` when the route cannot tell (no route, a split route): the Deployer then looks at
+/// the service's Deployments.
+async fn live_version(client: kube::Client, release: &fledge_core::Release) -> Option<String> {
+    if let Some(previous) = &release.service.previous_version {
+        return Some(previous.clone());
+    }
+    use fledge_core::ports::TrafficRouting;
+    let routing = crate::adapters::Routing::connect(client, release).await.ok()?;
+    Some(routing.preflight(release, None).await.ok()?.live_version)
+}
+
 async fn gate(
     release: &fledge_core::Release,
     no_deploy: bool,
@@ -44,7 +57,8 @@ async fn gate(
     if !no_deploy {
         let deployer = Deployer::new(client.clone(), &release.service.namespace);
         deployer.check_service(&release.service.name).await.map_err(GateCommandError::Deploy)?;
-        deployer.apply(release, None).await.map_err(GateCommandError::Deploy)?;
+        let live = live_version(client.clone(), release).await;
+        deployer.apply(release, live.as_deref()).await.map_err(GateCommandError::Deploy)?;
         progress(&format!(
             "applied Deployment {}/{} (image {})",
             target.namespace, target.deployment, release.deploy.image

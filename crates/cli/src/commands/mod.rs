@@ -22,21 +22,25 @@ pub(crate) fn run(command: Command, log_format: LogFormat) -> Outcome {
     match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Schema => schema::run(),
-        Command::Run { file, approve, reports, cluster } => {
-            release::run(&file, approve, &reports, &cluster, log_format)
+        Command::Run { target, approve, reports } => {
+            release::run(&target.file, approve, &reports, &target.cluster, log_format)
         }
-        Command::Abort { file, cluster } => release::abort(&file, &cluster, log_format),
-        Command::Plan { file, cluster } => plan::run(&file, &cluster),
-        Command::Demo { prometheus_url, metrics_port } => demo::run(prometheus_url, metrics_port, log_format),
-        Command::Rehearse { file, scenario, all, rps, speed, output } => {
-            rehearse::run(&file, scenario.as_deref(), all, rps, speed, output)
+        Command::Abort { target } => release::abort(&target.file, &target.cluster, log_format),
+        Command::Plan { target } => plan::run(&target.file, &target.cluster),
+        Command::Demo { gateway_api, prometheus_url, metrics_port } => {
+            demo::run(gateway_api, prometheus_url, metrics_port, log_format)
         }
-        Command::Status { file, output, cluster } => status::run(&file, output, &cluster),
-        Command::Gate { file, no_deploy, cluster } => gate::run(&file, no_deploy, &cluster),
+        Command::Rehearse { file, scenario, all, rps, speed, provider, output } => {
+            rehearse::run(&file, scenario.as_deref(), all, rps, speed, provider, output)
+        }
+        Command::Status { target, output } => status::run(&target.file, output, &target.cluster),
+        Command::Gate { target, no_deploy } => gate::run(&target.file, no_deploy, &target.cluster),
         Command::Analyze { file, previous_version, since, output } => {
             analyze::run(&file, previous_version.as_deref(), since, output)
         }
-        Command::Sim { kubeconfig, port, scenario } => sim::run(&kubeconfig, port, scenario.as_deref()),
+        Command::Sim { kubeconfig, port, scenario, service_accounts } => {
+            sim::run(&kubeconfig, port, scenario.as_deref(), &service_accounts)
+        }
     }
 }
 
@@ -59,7 +63,7 @@ pub(crate) fn load_release(file: &std::path::Path) -> Result<fledge_core::Releas
 
 /// Runs `work` to its outcome on a new async runtime. An error is printed once on stderr, with its causes, and
 /// becomes the outcome `outcome_of` gives it.
-pub(crate) fn block_on<E: std::error::Error>(
+pub(crate) fn block_on<E: std::error::Error + 'static>(
     work: impl std::future::Future<Output = Result<Outcome, E>>,
     outcome_of: impl FnOnce(&E) -> Outcome,
 ) -> Outcome {

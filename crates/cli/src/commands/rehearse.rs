@@ -1,12 +1,13 @@
 //! `fledge rehearse FILE --scenario S | --all`: the user's release policy against simulated bad versions.
 
 use crate::adapters::{SetupError, ports_for};
-use crate::cli::{LogFormat, OutputFormat};
+use crate::cli::{LogFormat, OutputFormat, Provider};
+use crate::launch::{Launch, Signals, launch_release};
+use crate::progress::EventWriter;
 use crate::rehearsal::{self, Rehearsal};
-use crate::report::EventWriter;
 use crate::simulation::{SimulatedWorld, WorldError};
 use fledge_core::{Outcome, Phase, Release};
-use fledge_runner::{Event, RunOptions, Runner};
+use fledge_runner::Event;
 use futures::StreamExt as _;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -44,12 +45,16 @@ pub(super) fn run(
     all: bool,
     rps: f64,
     speed: Option<f64>,
+    provider: Option<Provider>,
     output: OutputFormat,
 ) -> Outcome {
-    let release = match super::load_release(file) {
+    let mut release = match super::load_release(file) {
         Ok(release) => release,
         Err(outcome) => return outcome,
     };
+    if let Some(provider) = provider {
+        provider.apply(&mut release);
+    }
     let scenarios: Vec<String> = if all {
         rehearsal::STANDARD_SET.iter().map(|scenario| (*scenario).to_owned()).collect()
     } else {
@@ -87,20 +92,7 @@ async fn rehearse_all(
         .await;
     let rehearsals = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let text = match output {
-        OutputFormat::Text => {
-            let mut text = rehearsal::table(&rehearsals);
-            for rehearsal in rehearsals.iter().filter(|rehearsal| rehearsal.detail.is_some()) {
-                text.push_str(&format!(
-                    "\n{}: {}",
-                    rehearsal.scenario,
-                    rehearsal.detail.as_deref().unwrap_or_default()
-                ));
-            }
-            if rehearsals.iter().any(|rehearsal| rehearsal.detail.is_some()) {
-                text.push('\n');
-            }
-            text
-        }
+        OutputFormat::Text => crate::views::rehearsal::render(&rehearsals),
         OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rehearsals).expect("rehearsals serialize")),
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -148,12 +140,12 @@ async fn rehearse(
             }
         })
     };
-    let ports = ports_for(&fast, world.client.clone(), verbose.then(|| writer.progress()))
+    let ports = ports_for(&fast, world.clients.clone(), world.fence.clone(), verbose.then(|| writer.progress()))
         .await
         .map_err(|source| RehearseError::Setup { scenario: scenario.clone(), source })?;
-    let (_cancel, never) = tokio::sync::watch::channel(false);
-    let options = RunOptions { run_id: format!("rehearsal-{scenario}"), ..RunOptions::default() };
-    let outcome = Runner::new(fast.clone(), &ports, options, recorder, never).run().await;
+    let launch =
+        Launch { run_id: format!("rehearsal-{scenario}"), approve: false, signals: Signals::Ignored, abort: false };
+    let outcome = launch_release(&fast, &ports, recorder, launch).await;
 
     let timeline = timeline.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     let rolling_back = timeline.iter().find(|(_, event)| matches!(event, Event::RollingBack { .. }));

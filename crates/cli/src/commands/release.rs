@@ -1,20 +1,15 @@
-//! `fledge run FILE` and `fledge abort FILE`: a release (or its rollback) to its verdict, with signals handled.
-//!
-//! ```text
-//!  SIGINT/SIGTERM #1 ──▶ cancel ──▶ runner rolls back ──▶ exit 13
-//!  SIGINT/SIGTERM #2 ──▶ exit 20 at once; the run record stays for `fledge abort`
-//! ```
+//! `fledge run FILE` and `fledge abort FILE`: a release (or its rollback) to its verdict, with signals handled
+//! ([`crate::launch`]), reports written and webhooks told.
 
 use crate::adapters::{SetupError, connect_ports};
 use crate::cli::{ClusterArguments, LogFormat, ReportArguments};
+use crate::launch::{Launch, Signals, launch_release, run_id};
 use crate::notify::Notifier;
-use crate::release_report::{Recorder, ReleaseReport};
-use crate::report::EventWriter;
+use crate::progress::EventWriter;
+use crate::reports::{Recorder, ReleaseReport};
 use fledge_core::{Outcome, Release};
-use fledge_runner::{RunOptions, Runner};
 use std::io::Write as _;
 use std::path::Path;
-use tokio::sync::watch;
 
 /// What to do with the release.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,52 +76,6 @@ fn write_reports(release: &Release, outcome: Outcome, recorder: &Recorder, repor
     }
 }
 
-/// A run id: unique per process, readable in `fledge status` and the Lease.
-pub(super) fn run_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|host| host.trim().to_owned())
-        .filter(|host| !host.is_empty())
-        .unwrap_or_else(|| "fledge".to_owned());
-    format!("{host}-{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
-}
-
-/// Turns the first SIGINT or SIGTERM into a cancellation and the second into an immediate exit.
-pub(super) fn watch_signals(writer: std::sync::Arc<EventWriter>) -> watch::Receiver<bool> {
-    let (cancel, receiver) = watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-        else {
-            return;
-        };
-        let mut received = 0;
-        loop {
-            let name = tokio::select! {
-                _ = interrupt.recv() => "SIGINT",
-                _ = terminate.recv() => "SIGTERM",
-            };
-            received += 1;
-            if received == 1 {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "received {name}: rolling back; send it again to exit at once and leave the rollback to `fledge abort`"
-                );
-                let _ = cancel.send(true);
-            } else {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "received {name} again: exiting without finishing the rollback; run `fledge abort` on this manifest"
-                );
-                drop(writer);
-                std::process::exit(i32::from(Outcome::RollbackFailed.exit_code().0));
-            }
-        }
-    });
-    receiver
-}
-
 async fn release_to_outcome(
     release: Release,
     action: Action,
@@ -135,21 +84,18 @@ async fn release_to_outcome(
     log_format: LogFormat,
 ) -> Result<Outcome, SetupError> {
     let writer = EventWriter::new(&release, log_format);
-    let ports = connect_ports(&release, cluster, Some(writer.progress())).await?;
-    let cancel = watch_signals(writer.clone());
-    let options = RunOptions {
-        run_id: run_id(),
-        approve: matches!(action, Action::Run { approve: true }),
-        ..RunOptions::default()
-    };
+    let run = run_id();
+    let ports = connect_ports(&release, cluster, Some(&run), Some(writer.progress())).await?;
     let recorder = Recorder::new();
     let notifier = Notifier::new(&release);
     let reporter = recorder.reporter(notifier.reporter(writer.reporter()));
-    let runner = Runner::new(release.clone(), &ports, options, reporter, cancel);
-    let outcome = match action {
-        Action::Run { .. } => runner.run().await,
-        Action::Abort => runner.abort().await,
+    let launch = Launch {
+        run_id: run,
+        approve: matches!(action, Action::Run { approve: true }),
+        signals: Signals::Handled(writer.clone()),
+        abort: action == Action::Abort,
     };
+    let outcome = launch_release(&release, &ports, reporter, launch).await;
     notifier.drain().await;
     if matches!(action, Action::Run { .. }) {
         write_reports(&release, outcome, &recorder, reports);

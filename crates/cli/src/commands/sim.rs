@@ -26,8 +26,11 @@ enum SimError {
     Signal(#[source] std::io::Error),
 }
 
-pub(super) fn run(kubeconfig: &Path, port: u16, scenario: Option<&Path>) -> Outcome {
-    match serve(kubeconfig, port, scenario) {
+/// A ServiceAccount (namespace, name) and where to write a kubeconfig acting as it.
+type AccountKubeconfig = (String, String, std::path::PathBuf);
+
+pub(super) fn run(kubeconfig: &Path, port: u16, scenario: Option<&Path>, accounts: &[AccountKubeconfig]) -> Outcome {
+    match serve(kubeconfig, port, scenario, accounts) {
         Ok(()) => super::SUCCEEDED,
         Err(error) => {
             let _ = writeln!(std::io::stderr().lock(), "{}", render_chain(&error));
@@ -36,7 +39,12 @@ pub(super) fn run(kubeconfig: &Path, port: u16, scenario: Option<&Path>) -> Outc
     }
 }
 
-fn serve(kubeconfig: &Path, port: u16, scenario: Option<&Path>) -> Result<(), SimError> {
+fn serve(
+    kubeconfig: &Path,
+    port: u16,
+    scenario: Option<&Path>,
+    accounts: &[AccountKubeconfig],
+) -> Result<(), SimError> {
     let scenario =
         scenario.map(fledge_sim::scenario::Scenario::load).transpose().map_err(SimError::Scenario)?.unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(SimError::Runtime)?;
@@ -46,10 +54,17 @@ fn serve(kubeconfig: &Path, port: u16, scenario: Option<&Path>) -> Result<(), Si
         let sim = Sim::start(config).await.map_err(SimError::Start)?;
         std::fs::write(kubeconfig, sim.kubeconfig())
             .map_err(|source| SimError::WriteKubeconfig { path: kubeconfig.to_owned(), source })?;
+        for (namespace, name, path) in accounts {
+            std::fs::write(path, sim.service_account_kubeconfig(namespace, name))
+                .map_err(|source| SimError::WriteKubeconfig { path: path.clone(), source })?;
+        }
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "api: {}", sim.api_url());
         let _ = writeln!(stdout, "metrics: {}", sim.metrics_url());
         let _ = writeln!(stdout, "kubeconfig: {}", kubeconfig.display());
+        for (namespace, name, path) in accounts {
+            let _ = writeln!(stdout, "kubeconfig of ServiceAccount {namespace}/{name}: {}", path.display());
+        }
         let _ = stdout.flush();
         drop(stdout);
         tokio::signal::ctrl_c().await.map_err(SimError::Signal)?;

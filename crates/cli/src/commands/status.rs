@@ -1,18 +1,21 @@
-//! `fledge status FILE`: the run record of the service's release and its route's weights now.
+//! `fledge status FILE`: the run record of the service's release and its route's weights now. Reads the record
+//! first; only when there is one does it look at the route (no Prometheus, no traffic discovery otherwise).
 
-use crate::adapters::{SetupError, connect_ports};
+use crate::adapters::{Routing, connect_options};
 use crate::cli::{ClusterArguments, OutputFormat};
+use crate::views::status::Status;
 use fledge_core::ports::{PortError, StateStore, TrafficRouting};
-use fledge_core::{Outcome, Phase, Release};
-use std::fmt::Write as _;
+use fledge_core::{Outcome, Release};
+use fledge_kube_client::{ConnectError, WriteFence};
+use fledge_state::ClusterState;
 use std::io::Write as _;
 use std::path::Path;
 
 /// Why the status could not be read.
 #[derive(Debug, thiserror::Error)]
 enum StatusError {
-    #[error(transparent)]
-    Setup(SetupError),
+    #[error("failed to connect to the cluster")]
+    Connect(#[source] ConnectError),
     #[error("failed to read the run record")]
     Record(#[source] PortError),
 }
@@ -26,74 +29,25 @@ pub(super) fn run(file: &Path, output: OutputFormat, cluster: &ClusterArguments)
 }
 
 async fn status(release: &Release, output: OutputFormat, cluster: &ClusterArguments) -> Result<Outcome, StatusError> {
-    let ports = connect_ports(release, cluster, None).await.map_err(StatusError::Setup)?;
-    let record = ports.state.load().await.map_err(StatusError::Record)?;
+    let fence = WriteFence::new();
+    let clients = fledge_kube_client::connect_clients(&connect_options(cluster, None, fence.clone()))
+        .await
+        .map_err(StatusError::Connect)?;
+    let namespace = &release.service.namespace;
+    let state = ClusterState::new(clients.fenced.clone(), clients.lock, namespace, &release.service.name, fence);
+    let record = state.load().await.map_err(StatusError::Record)?;
     let weights = match &record {
-        Some(record) => ports.traffic.weights(&record.traffic_snapshot, &record.version).await.ok(),
+        Some(record) => match Routing::connect(clients.fenced, release).await {
+            Ok(routing) => routing.weights(&record.traffic_snapshot, &record.version).await.ok(),
+            Err(_) => None,
+        },
         None => None,
     };
-    let mut out = String::new();
-    match output {
-        OutputFormat::Json => {
-            let json = serde_json::json!({
-                "record": record,
-                "route": weights.map(|weights| serde_json::json!({
-                    "live": weights.live, "new": weights.new, "share": weights.share
-                })),
-            });
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&json).expect("status serializes"));
-        }
-        OutputFormat::Text => match &record {
-            None => {
-                let _ = writeln!(out, "{} in {}: no release recorded", release.service.name, release.service.namespace);
-            }
-            Some(record) => {
-                let state = match record.outcome {
-                    Some(outcome) => format!("finished: {outcome}"),
-                    None => format!("in flight: {}", record.phase),
-                };
-                let _ = writeln!(
-                    out,
-                    "{} in {}: {} replacing {}, {state}",
-                    record.service, record.namespace, record.version, record.previous_version
-                );
-                if let (Phase::Stage { index }, Some(tally)) = (record.phase, &record.tally) {
-                    let _ = writeln!(
-                        out,
-                        "  stage     {} of {}: {}s counted, {}s held, {} passed and {} failed rounds",
-                        index + 1,
-                        release.stages.len(),
-                        record.stage_elapsed_seconds,
-                        record.stage_held_seconds,
-                        tally.passed_rounds,
-                        tally.failed_rounds
-                    );
-                }
-                if let Some(weights) = weights {
-                    let _ = writeln!(
-                        out,
-                        "  route     {} takes {} and {} takes {} of {}",
-                        record.version, weights.new, record.previous_version, weights.live, weights.share
-                    );
-                }
-                if !record.detail.is_empty() {
-                    let _ = writeln!(out, "  why       {}", record.detail);
-                }
-                let _ = writeln!(
-                    out,
-                    "  run       {}, started {}, updated {}",
-                    record.run_id, record.started_at, record.updated_at
-                );
-                if record.in_flight() {
-                    let _ = writeln!(
-                        out,
-                        "  next      `fledge run` with the manifest of {} resumes it; `fledge abort` rolls it back",
-                        record.version
-                    );
-                }
-            }
-        },
-    }
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    let status = Status { release, record, weights };
+    let text = match output {
+        OutputFormat::Json => status.json(),
+        OutputFormat::Text => status.text(),
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(super::SUCCEEDED)
 }

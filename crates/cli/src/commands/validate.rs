@@ -2,7 +2,7 @@
 
 use crate::cli::OutputFormat;
 use crate::error_report::render_chain;
-use crate::summary;
+use crate::views::validate as summary;
 use fledge_core::Outcome;
 use fledge_manifest::LoadError;
 use std::io::Write as _;

@@ -6,7 +6,9 @@ use crate::reader::{Entries, Read, Reader};
 use crate::suggest::closest;
 use fledge_core::Duration;
 use fledge_core::query_template::{QueryTemplate, TEMPLATE_VARIABLES, TemplateError};
-use fledge_core::release::{Analysis, BuiltinMetric, Direction, MetricCheck, MetricSource, NoDataPolicy, Threshold};
+use fledge_core::release::{
+    Analysis, BuiltinMetric, DataPlane, Direction, MetricCheck, MetricSource, NoDataPolicy, Threshold,
+};
 use std::collections::HashMap;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -43,6 +45,12 @@ pub(crate) static ANALYSIS: Object = Object {
         .default("3"),
         Field::new("metrics", Kind::List(&Kind::Object(&METRIC)), "the checks")
             .default("[{builtin: success-rate, min: 99}, {builtin: latency-p99, max: 500}]"),
+        Field::new(
+            "dataPlane",
+            Kind::Choice(&["sidecar", "ambient"]),
+            "which Istio proxies report the builtins' requests: sidecars (reporter=destination) or ambient waypoints \
+             (reporter=waypoint); default: the one Prometheus shows for the live version at preflight",
+        ),
     ],
     exactly_one_of: &[],
 };
@@ -156,6 +164,10 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Analysi
     });
     let max_hold = entries.duration(reader, "maxHold").or(DEFAULT_MAX_HOLD);
     let query_error_limit = entries.integer(reader, "queryErrorLimit").or(3);
+    let data_plane = entries
+        .choice(reader, "dataPlane")
+        .optional()
+        .map(|choice| choice.map(|name| if name == "ambient" { DataPlane::Ambient } else { DataPlane::Sidecar }));
 
     if let (Some(interval), Some(node)) = (interval, entries.get("interval"))
         && interval < Duration::from_secs(1)
@@ -191,6 +203,7 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Analysi
         max_hold: max_hold?,
         query_error_limit: u32::try_from(query_error_limit?).ok()?,
         metrics: metrics?,
+        data_plane: data_plane?,
     })
 }
 

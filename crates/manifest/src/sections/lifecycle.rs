@@ -3,7 +3,7 @@
 use crate::fields::{Field, Kind, Object};
 use crate::reader::{Entries, Reader};
 use fledge_core::Duration;
-use fledge_core::release::{CleanupPolicy, Notification, NotifyEvent, Promote, Rollback};
+use fledge_core::release::{CleanupPolicy, Notification, NotifyEvent, Promote, Rollback, WebhookSource};
 
 const CLEANUP_CHOICES: &[&str] = &["delete", "scale-to-zero", "keep"];
 const EVENT_CHOICES: &[&str] =
@@ -35,10 +35,24 @@ pub(crate) static ROLLBACK: Object = Object {
 
 pub(crate) static NOTIFICATION: Object = Object {
     fields: &[
-        Field::new("webhook", Kind::Url, "URL that receives a JSON POST per event").required(),
+        Field::new(
+            "webhook",
+            Kind::Url,
+            "URL that receives a JSON POST per event; it lands in git with the manifest, so prefer webhookFile or webhookEnv",
+        ),
+        Field::new(
+            "webhookFile",
+            Kind::Path,
+            "file holding the webhook's URL (a mounted Secret), read when the release starts",
+        ),
+        Field::new(
+            "webhookEnv",
+            Kind::EnvironmentVariable,
+            "environment variable holding the webhook's URL, read when the release starts",
+        ),
         Field::new("on", Kind::List(&Kind::Choice(EVENT_CHOICES)), "the events sent; default: all of them"),
     ],
-    exactly_one_of: &[],
+    exactly_one_of: &["webhook", "webhookFile", "webhookEnv"],
 };
 
 fn cleanup_policy(name: &str) -> CleanupPolicy {
@@ -70,8 +84,17 @@ pub(super) fn read_notify(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<
             valid = false;
             continue;
         };
-        let webhook = entries.text(reader, "webhook").value();
+        let url = entries.text(reader, "webhook").optional();
+        let file = entries.path(reader, "webhookFile").optional();
+        let env = entries.text(reader, "webhookEnv").optional();
         let on = read_events(reader, &entries);
+        let webhook = match (url, file, env) {
+            (Some(Some(url)), Some(None), Some(None)) => Some(WebhookSource::Url(url)),
+            (Some(None), Some(Some(file)), Some(None)) => Some(WebhookSource::File(file)),
+            (Some(None), Some(None), Some(Some(env))) => Some(WebhookSource::Env(env)),
+            // None of them, several, or an invalid one: reported by the reader already.
+            _ => None,
+        };
         match (webhook, on) {
             (Some(webhook), Some(on)) => notifications.push(Notification { webhook, on }),
             _ => valid = false,

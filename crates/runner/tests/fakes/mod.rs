@@ -4,8 +4,8 @@
 
 use fledge_core::analysis::{CheckResult, Round, RoundVerdict};
 use fledge_core::ports::{
-    GateResult, HealthGate, HealthMonitor, LiveWorkload, Lock, MetricsAnalyzer, PortError, RouteWeights, StateStore,
-    TrafficPlan, TrafficRouting, Workloads,
+    GateResult, HealthGate, HealthMonitor, LiveWorkload, Lock, MetricsAnalyzer, PortError, Retirement, RouteWeights,
+    StateStore, TrafficPlan, TrafficRouting, Workloads,
 };
 use fledge_core::release::CleanupPolicy;
 use fledge_core::state::RunRecord;
@@ -52,6 +52,14 @@ pub struct World {
     pub failing: Vec<String>,
     /// Every effect, in order.
     pub log: Vec<String>,
+    /// Routes pinned to the live version, outside the managed one.
+    pub pinned: Vec<String>,
+    /// Reads of the Deployments fail.
+    pub reads_fail: bool,
+    /// The lock is lost this long after it was taken.
+    pub lose_lock_after: Option<Duration>,
+    /// Whether the pinned routes keep the old version (`traffic.pinnedRoutes: keep`) instead of moving.
+    pub keep_pinned: bool,
 }
 
 /// A handle on the shared world; each port is a clone.
@@ -89,6 +97,10 @@ impl Workloads for Fake {
         Ok(LiveWorkload { deployment: format!("reviews-{live_version}"), replicas: 3 })
     }
 
+    async fn check_deploy(&self, _release: &Release, _live_version: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+
     async fn deploy(&self, release: &Release, _live_version: &str) -> Result<(), PortError> {
         self.step("deploy")?;
         self.world().deployments.insert(release.deployment_name(), DeploymentState::Running);
@@ -96,6 +108,9 @@ impl Workloads for Fake {
     }
 
     async fn desired_replicas(&self, deployment: &str) -> Result<Option<u32>, PortError> {
+        if self.world().reads_fail {
+            return Err("the API server is unreachable".into());
+        }
         Ok(self.world().deployments.get(deployment).map(|state| match state {
             DeploymentState::ScaledToZero => 0,
             _ => 2,
@@ -180,10 +195,12 @@ impl TrafficRouting for Fake {
             live_version: "v1".into(),
             snapshot: serde_json::json!({"route": "reviews", "destinations": [{"subset": "v1", "weight": 100}]}),
             route: "reviews/reviews route #0".into(),
+            adds: vec!["subset v2".into()],
+            pinned_routes: self.world().pinned.clone(),
         })
     }
 
-    async fn add_subset(&self, version: &str) -> Result<(), PortError> {
+    async fn add_version(&self, _snapshot: &serde_json::Value, version: &str) -> Result<(), PortError> {
         self.step(&format!("add_subset {version}"))?;
         let mut world = self.world();
         if !world.subsets.iter().any(|subset| subset == version) {
@@ -214,10 +231,14 @@ impl TrafficRouting for Fake {
         Ok(())
     }
 
-    async fn retire_live(&self, _snapshot: &serde_json::Value, _version: &str) -> Result<(), PortError> {
+    async fn retire_live(&self, _snapshot: &serde_json::Value, _version: &str) -> Result<Retirement, PortError> {
         self.step("retire_live")?;
-        self.world().subsets.retain(|subset| subset != "v1");
-        Ok(())
+        let mut world = self.world();
+        if world.keep_pinned {
+            return Ok(Retirement { moved: Vec::new(), kept_for: world.pinned.clone() });
+        }
+        world.subsets.retain(|subset| subset != "v1");
+        Ok(Retirement { moved: world.pinned.clone(), kept_for: Vec::new() })
     }
 }
 
@@ -274,6 +295,18 @@ impl StateStore for Fake {
     async fn unlock(&self) -> Result<(), PortError> {
         self.world().lock = None;
         Ok(())
+    }
+
+    async fn lost(&self) -> String {
+        let after = self.world().lose_lock_after;
+        match after {
+            Some(after) => {
+                tokio::time::sleep(after).await;
+                self.world().lock = Some("another-run".into());
+                "it was taken over by run another-run".into()
+            }
+            None => std::future::pending().await,
+        }
     }
 
     async fn load(&self) -> Result<Option<RunRecord>, PortError> {

@@ -1,8 +1,8 @@
 //! The simulator's own endpoints, under `/sim/`: fault injection and history compaction for tests.
 
 use super::{ApiState, error_response, json_response};
+use crate::api_error::ApiError;
 use crate::faults::FaultSettings;
-use crate::status::ApiError;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::json;

@@ -217,5 +217,20 @@ mod tests {
             .unwrap();
         assert_eq!(istio["versions"].as_array().unwrap().len(), 3);
         assert_eq!(istio["versions"][0]["resources"][0]["shortNames"], json!(["vs"]));
+        let gateway_api = aggregated["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["metadata"]["name"] == "gateway.networking.k8s.io")
+            .unwrap();
+        let served: Vec<&str> = gateway_api["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|resource| resource["resource"].as_str().unwrap())
+            .collect();
+        assert_eq!(served, ["gatewayclasses", "gateways", "httproutes"]);
+        assert_eq!(gateway_api["versions"][0]["resources"][0]["scope"], "Cluster");
+        assert_eq!(gateway_api["versions"][0]["resources"][2]["subresources"][0]["subresource"], "status");
     }
 }

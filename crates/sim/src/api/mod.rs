@@ -3,21 +3,26 @@
 //!
 //! ```text
 //! request ──faults──▶ path ──▶ discovery | objects (get, list, create, update, patch, delete, scale, log)
-//!                                        | watch (stream of JSON events)
-//!                     Accept: as=Table ──▶ table (server-side printing for kubectl get)
+//!  (server.rs: a hand                    | watch (stream of JSON events)
+//!   on each connection) Accept: as=Table ──▶ table (server-side printing for kubectl get)
+//!                                  committed writes ──▶ the write log (user agent), faults after commit
 //! ```
 
 mod admin;
 pub mod discovery;
 mod objects;
 pub mod openapi;
+mod paging;
 pub mod path;
+pub mod protobuf;
 pub mod query;
+pub(crate) mod server;
 pub mod table;
+pub(crate) mod tls;
 mod watch;
 
-use crate::faults::{Faults, Injected};
-use crate::status::ApiError;
+use crate::api_error::ApiError;
+use crate::faults::{AfterCommit, Faults, Injected};
 use crate::store::Store;
 use axum::Router;
 use axum::body::Body;
@@ -47,6 +52,25 @@ pub struct ApiState {
     pub requests: std::sync::atomic::AtomicU64,
     /// Watches answered 410 Gone (their resourceVersion was compacted away).
     pub expired_watches: std::sync::atomic::AtomicU64,
+    /// Every write committed through the API, in order.
+    pub writes: std::sync::Mutex<Vec<Write>>,
+    /// The tokens issued to ServiceAccounts.
+    pub tokens: crate::auth::Tokens,
+    /// What ServiceAccounts asked for, allowed or not.
+    pub accesses: crate::auth::AccessLog,
+}
+
+/// A write the API committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    /// When.
+    pub at: jiff::Timestamp,
+    /// The client's `User-Agent` (empty without one): fledge names its run in it.
+    pub user_agent: String,
+    /// `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// The request's path.
+    pub path: String,
 }
 
 /// The router serving every path.
@@ -72,11 +96,115 @@ fn has_precondition(body: &[u8]) -> bool {
 
 async fn handle(
     State(state): State<Arc<ApiState>>,
+    connection: Option<axum::Extension<server::DropConnection>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let is_write = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+        && !is_dry_run(&uri, &method, &body);
+    let is_list = !is_write && is_list_path(&uri);
+    let response = serve(&state, &method, &uri, &headers, body).await;
+    if is_write && response.status().is_success() && !uri.path().starts_with("/sim/") {
+        let user_agent = headers.get(header::USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or_default();
+        let write = Write {
+            at: jiff::Timestamp::now(),
+            user_agent: user_agent.to_owned(),
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+        };
+        state.writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(write);
+        match state.faults.after_commit() {
+            AfterCommit::Answer => {}
+            AfterCommit::ServerError => {
+                return error_response(&ApiError::internal("fledge-sim: injected fault after the write was committed"));
+            }
+            AfterCommit::DropConnection => {
+                if let Some(axum::Extension(connection)) = connection {
+                    connection.now();
+                }
+                return std::future::pending().await;
+            }
+        }
+    }
+    if is_list && response.status().is_success() && state.faults.cut_body() {
+        return cut_in_the_middle(response).await;
+    }
+    if prefers_protobuf(&headers) && response.status().is_success() {
+        return as_protobuf(response).await;
+    }
+    response
+}
+
+/// Whether a write asks for a dry run: `dryRun=All` in its query, or (deletes) in its DeleteOptions body.
+fn is_dry_run(uri: &Uri, method: &Method, body: &[u8]) -> bool {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return false;
+    }
+    let in_query = uri.query().is_some_and(|query| query.split('&').any(|pair| pair == "dryRun=All"));
+    let in_options = *method == Method::DELETE
+        && serde_json::from_slice::<Value>(body).is_ok_and(|options| {
+            options["dryRun"].as_array().is_some_and(|values| values.iter().any(|value| value == "All"))
+        });
+    in_query || in_options
+}
+
+/// Whether the client lists protobuf first in `Accept` (kubectl's generator commands, Go informers).
+fn prefers_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|accept| accept.split(',').next())
+        .is_some_and(|first| first.trim().starts_with(protobuf::MEDIA_TYPE))
+}
+
+/// A JSON answer re-encoded in protobuf when its object has an encoding; otherwise as it is (every client that asks
+/// for protobuf lists JSON as its fallback).
+async fn as_protobuf(response: Response) -> Response {
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|value| value == "application/json");
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let encoded = serde_json::from_slice::<Value>(&bytes).ok().and_then(|object| protobuf::encode_object(&object).ok());
+    match encoded {
+        Some(encoded) => {
+            parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(protobuf::MEDIA_TYPE));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(encoded))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
+
+/// Whether a GET names a collection, not a watch (`/api/v1/namespaces/x/pods`, `/apis/g/v/pods`).
+fn is_list_path(uri: &Uri) -> bool {
+    let watching =
+        uri.query().is_some_and(|query| query.split('&').any(|pair| matches!(pair, "watch=true" | "watch=1")));
+    !watching && matches!(path::parse(uri.path()), Some(path::ApiPath::Resource(request)) if request.name.is_none())
+}
+
+/// The response with only the first half of its body, then the connection cut.
+async fn cut_in_the_middle(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fledge-sim: body cut"))];
+    let mut parts = parts;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+}
+
+async fn serve(state: &Arc<ApiState>, method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Response {
+    let (method, uri, headers) = (method.clone(), uri.clone(), headers.clone());
+    let state = state.clone();
     let path = uri.path().to_owned();
     if let Some(admin_path) = path.strip_prefix("/sim/") {
         return admin::handle(&state, &method, admin_path, &body);
@@ -91,6 +219,7 @@ async fn handle(
         Injected::None => {}
         Injected::ServerError => return error_response(&ApiError::internal("fledge-sim: injected fault")),
         Injected::Throttle(seconds) => return error_response(&ApiError::too_many_requests(seconds)),
+        Injected::NoAnswer => return std::future::pending().await,
         Injected::Conflict => {
             if let Some(path::ApiPath::Resource(request)) = path::parse(&path) {
                 let name = request.name.as_deref().unwrap_or_default();
@@ -100,9 +229,26 @@ async fn handle(
     }
     let accept =
         headers.get(header::ACCEPT).and_then(|value| value.to_str().ok()).unwrap_or("application/json").to_owned();
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let Some(user) = state.tokens.authenticate(authorization, &state.store) else {
+        return error_response(&ApiError::unauthorized());
+    };
     let Some(api_path) = path::parse(&path) else {
         return error_response(&ApiError::path_not_found());
     };
+    if let path::ApiPath::Resource(request) = &api_path {
+        let mut needed = vec![attributes(&method, &query, request)];
+        if applies_a_new_object(&headers, request, &state.store) {
+            needed.push(crate::auth::Attributes { verb: "create".into(), ..needed[0].clone() });
+        }
+        for attributes in &needed {
+            let allowed = crate::auth::authorize(&state.store, &user, attributes).allowed;
+            state.accesses.record(&user, attributes, allowed);
+            if !allowed {
+                return error_response(&ApiError::rbac_forbidden(attributes, &user));
+            }
+        }
+    }
     let result = match api_path {
         path::ApiPath::Version => Ok(json_response(StatusCode::OK, &discovery::version())),
         path::ApiPath::Health => Ok(text_response(StatusCode::OK, "ok".into())),
@@ -134,11 +280,50 @@ async fn handle(
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or("application/json"),
                 user_agent: headers.get(header::USER_AGENT).and_then(|value| value.to_str().ok()),
+                user: &user,
+                dry_run: is_dry_run(&uri, &method, &body).then(|| state.store.dry_run_copy()),
             };
             objects::dispatch(&context, &method, &body).await
         }
     };
     result.unwrap_or_else(|error| error_response(&error))
+}
+
+/// What a resource request does, as RBAC names it.
+fn attributes(method: &Method, query: &query::Query, request: &path::ResourceRequest) -> crate::auth::Attributes {
+    let resource_type = request.resource.resource_type();
+    let verb = match (method.clone(), request.name.is_some()) {
+        (Method::GET | Method::HEAD, _) if query.watch => "watch",
+        (Method::GET | Method::HEAD, true) => "get",
+        (Method::GET | Method::HEAD, false) => "list",
+        (Method::POST, _) => "create",
+        (Method::PUT, _) => "update",
+        (Method::PATCH, _) => "patch",
+        (Method::DELETE, true) => "delete",
+        (Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    };
+    crate::auth::Attributes {
+        verb: verb.into(),
+        group: resource_type.group.to_owned(),
+        resource: resource_type.plural.to_owned(),
+        subresource: request.subresource.map(|subresource| subresource.name().to_owned()),
+        name: request.name.clone(),
+        namespace: request.namespace.clone(),
+    }
+}
+
+/// Whether a request is a server-side apply that would create its object: it needs `create` besides `patch`.
+fn applies_a_new_object(headers: &HeaderMap, request: &path::ResourceRequest, store: &crate::store::Store) -> bool {
+    let applying = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|content_type| content_type.starts_with("application/apply-patch"));
+    applying
+        && request.subresource.is_none()
+        && request.name.as_deref().is_some_and(|name| {
+            store.get(request.resource, request.namespace.as_deref().unwrap_or_default(), name).is_none()
+        })
 }
 
 /// A JSON response.

@@ -1,11 +1,15 @@
 //! Requests on resource collections, objects and subresources.
+//!
+//! Over 500 lines on purpose: one short handler per verb (get, list, create, update, patch, delete, deletecollection,
+//! scale, logs) beside the dispatch table that routes to them; split, they would be read side by side anyway.
 
+use super::paging::ListOptions;
 use super::{ApiState, json_response, table, text_response, watch};
 use crate::api::path::ResourceRequest;
 use crate::api::query::Query;
+use crate::api_error::{ApiError, success_status};
 use crate::patch::{self, PatchType, apply};
 use crate::resources::{self, ResourceId, Subresource};
-use crate::status::{ApiError, success_status};
 use crate::store::selectors::{FieldSelector, LabelSelector, supported_fields};
 use crate::store::{DeleteOptions, Deleted, Propagation, WriteScope};
 use axum::http::{Method, StatusCode};
@@ -21,9 +25,18 @@ pub(super) struct RequestContext<'r> {
     pub(super) accept: &'r str,
     pub(super) content_type: &'r str,
     pub(super) user_agent: Option<&'r str>,
+    /// Who asks (authenticated, and authorized for the request).
+    pub(super) user: &'r crate::auth::User,
+    /// For `dryRun=All`: a copy of the store the request writes to instead.
+    pub(super) dry_run: Option<crate::store::Store>,
 }
 
 impl RequestContext<'_> {
+    /// The store the request reads and writes: the cluster's, or its dry-run copy.
+    pub(super) fn store(&self) -> &crate::store::Store {
+        self.dry_run.as_ref().unwrap_or(&self.state.store)
+    }
+
     fn namespace(&self) -> &str {
         self.request.namespace.as_deref().unwrap_or_default()
     }
@@ -57,6 +70,9 @@ pub(super) async fn dispatch(context: &RequestContext<'_>, method: &Method, body
     match (method.clone(), is_collection, context.request.subresource) {
         (Method::GET, true, _) if context.query.watch => watch::serve(context).await,
         (Method::GET, true, _) => list(context),
+        (Method::POST, true, _) if context.resource() == resources::SELF_SUBJECT_ACCESS_REVIEWS => {
+            access_review(context, body)
+        }
         (Method::POST, true, _) => create(context, body),
         (Method::DELETE, true, _) => delete_collection(context),
         (Method::GET, false, None) => get(context),
@@ -96,18 +112,22 @@ pub(super) fn selector_filter(context: &RequestContext<'_>) -> Result<impl Fn(&V
 }
 
 fn list(context: &RequestContext<'_>) -> Result<Response, ApiError> {
+    let options = ListOptions::parse(context.query)?;
     let filter = selector_filter(context)?;
-    let (items, revision) = context.state.store.list(context.resource(), context.request.namespace.as_deref(), filter);
+    let filtered = context.query.label_selector.is_some() || context.query.field_selector.is_some();
+    let page =
+        options.page(context.store(), context.resource(), context.request.namespace.as_deref(), filter, filtered)?;
     if table::wants_table(context.accept) {
-        let table = table::table(context.resource(), &items, context.query, Some(revision));
+        let mut table = table::table(context.resource(), &page.items, context.query, Some(page.revision));
+        table["metadata"] = page.metadata();
         return Ok(json_response(StatusCode::OK, &table));
     }
-    Ok(json_response(StatusCode::OK, &list_body(context, &items, revision)))
+    Ok(json_response(StatusCode::OK, &list_body(context, &page.items, page.metadata())))
 }
 
 /// A `*List` object. Built-in types' items carry no kind and apiVersion, as a real server sends them; custom
 /// resources' items do.
-pub(super) fn list_body(context: &RequestContext<'_>, items: &[Arc<Value>], revision: u64) -> Value {
+pub(super) fn list_body(context: &RequestContext<'_>, items: &[Arc<Value>], metadata: Value) -> Value {
     let resource_type = context.resource().resource_type();
     let items: Vec<Value> = items
         .iter()
@@ -125,15 +145,27 @@ pub(super) fn list_body(context: &RequestContext<'_>, items: &[Arc<Value>], revi
     json!({
         "kind": resource_type.list_kind(),
         "apiVersion": resource_type.api_version(&context.request.version),
-        "metadata": { "resourceVersion": revision.to_string() },
+        "metadata": metadata,
         "items": items,
     })
 }
 
-/// Decodes a request body: JSON, or YAML for the YAML media types.
+/// Decodes a request body: JSON, YAML for the YAML media types, or Kubernetes' protobuf (built-in types only, as on
+/// a real server: custom resources are JSON or YAML).
 fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
-        return Err(ApiError::unsupported_media_type(content_type, &["application/json", "application/yaml"]));
+    if content_type.contains("protobuf") {
+        return super::protobuf::decode_object(body).map_err(|error| match error {
+            super::protobuf::ProtobufError::NoEncoding(_) => {
+                ApiError::unsupported_media_type(content_type, &["application/json", "application/yaml"])
+            }
+            other => ApiError::bad_request(format!("the body of the request could not be decoded: {other}")),
+        });
+    }
+    if content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(
+            content_type,
+            &["application/json", "application/yaml", super::protobuf::MEDIA_TYPE],
+        ));
     }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
     let value: Result<Value, String> = if content_type.contains("yaml") {
@@ -188,8 +220,44 @@ fn create(context: &RequestContext<'_>, body: &[u8]) -> Result<Response, ApiErro
     let object = decode_body(context.content_type, body)?;
     check_identity(context, &object)?;
     let manager = context.manager();
-    let created = context.state.store.create(context.resource(), context.namespace(), object, Some(&manager))?;
+    let created = context.store().create(context.resource(), context.namespace(), object, Some(&manager))?;
     Ok(json_response(StatusCode::CREATED, &context.versioned(&created)))
+}
+
+/// A SelfSubjectAccessReview (`kubectl auth can-i`): may the asking user do what the review describes? Answered,
+/// never stored.
+fn access_review(context: &RequestContext<'_>, body: &[u8]) -> Result<Response, ApiError> {
+    let mut review = decode_body(context.content_type, body)?;
+    let attributes = &review["spec"]["resourceAttributes"];
+    let decision = if attributes.is_object() {
+        let text = |key: &str| attributes[key].as_str().filter(|text| !text.is_empty()).map(str::to_owned);
+        let wanted = crate::auth::Attributes {
+            verb: text("verb").unwrap_or_default(),
+            group: text("group").unwrap_or_default(),
+            resource: text("resource").unwrap_or_default(),
+            subresource: text("subresource"),
+            name: text("name"),
+            namespace: text("namespace"),
+        };
+        crate::auth::authorize(context.store(), context.user, &wanted)
+    } else {
+        // Non-resource URLs: discovery and the like are every authenticated user's; nothing else is granted.
+        let path = review.pointer("/spec/nonResourceAttributes/path").and_then(Value::as_str).unwrap_or_default();
+        let public = ["/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz"]
+            .iter()
+            .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
+        let administrator = *context.user == crate::auth::User::Administrator;
+        crate::auth::Decision {
+            allowed: administrator || public,
+            reason: if public { "ClusterRoleBinding \"system:discovery\"".into() } else { String::new() },
+        }
+    };
+    review["status"] = json!({ "allowed": decision.allowed });
+    if !decision.reason.is_empty() {
+        review["status"]["reason"] = json!(decision.reason);
+    }
+    review["metadata"] = json!({ "creationTimestamp": null });
+    Ok(json_response(StatusCode::CREATED, &review))
 }
 
 fn scope_of(subresource: Option<Subresource>) -> Result<WriteScope, ApiError> {
@@ -205,7 +273,7 @@ fn update(context: &RequestContext<'_>, body: &[u8], subresource: Option<Subreso
     let object = decode_body(context.content_type, body)?;
     check_identity(context, &object)?;
     let manager = context.manager();
-    let updated = context.state.store.update(
+    let updated = context.store().update(
         context.resource(),
         context.namespace(),
         context.name(),
@@ -220,7 +288,7 @@ fn patch(context: &RequestContext<'_>, body: &[u8], subresource: Option<Subresou
     let scope = scope_of(subresource)?;
     let resource_type = context.resource().resource_type();
     let patch_type = PatchType::from_content_type(context.content_type, resource_type)?;
-    let store = &context.state.store;
+    let store = &context.store();
     if patch_type == PatchType::Apply {
         return server_side_apply(context, body, scope);
     }
@@ -261,7 +329,7 @@ fn server_side_apply(context: &RequestContext<'_>, body: &[u8], scope: WriteScop
     }
     let mut applied = applied;
     applied["metadata"]["name"] = json!(context.name());
-    let store = &context.state.store;
+    let store = &context.store();
     for _attempt in 0..2 {
         let existing = store.get(context.resource(), context.namespace(), context.name());
         let result = match existing {
@@ -345,7 +413,7 @@ fn delete_one(
     options: &DeleteOptions,
 ) -> Result<(StatusCode, Value), ApiError> {
     let resource_type = context.resource().resource_type();
-    match context.state.store.delete(context.resource(), namespace, name, options)? {
+    match context.store().delete(context.resource(), namespace, name, options)? {
         Deleted::Marked(object) => Ok((StatusCode::OK, context.versioned(&object))),
         Deleted::Removed(object) if resource_type.custom => Ok((StatusCode::OK, context.versioned(&object))),
         Deleted::Removed(object) => {
@@ -357,7 +425,7 @@ fn delete_one(
 
 fn delete_collection(context: &RequestContext<'_>) -> Result<Response, ApiError> {
     let filter = selector_filter(context)?;
-    let (items, _) = context.state.store.list(context.resource(), context.request.namespace.as_deref(), filter);
+    let (items, _) = context.store().list(context.resource(), context.request.namespace.as_deref(), filter);
     let options = delete_options(context, b"")?;
     let mut deleted = Vec::new();
     for item in &items {
@@ -369,8 +437,8 @@ fn delete_collection(context: &RequestContext<'_>) -> Result<Response, ApiError>
             Err(error) => return Err(error),
         }
     }
-    let revision = context.state.store.revision();
-    Ok(json_response(StatusCode::OK, &list_body(context, &deleted, revision)))
+    let revision = context.store().revision();
+    Ok(json_response(StatusCode::OK, &list_body(context, &deleted, json!({ "resourceVersion": revision.to_string() }))))
 }
 
 fn scale_of(context: &RequestContext<'_>, object: &Value) -> Value {
@@ -421,7 +489,7 @@ fn set_replicas(
         return Err(ApiError::invalid(
             resource_type,
             context.name(),
-            vec![crate::status::Cause {
+            vec![crate::api_error::Cause {
                 reason: "FieldValueInvalid",
                 message: format!("Invalid value: {count}: must be greater than or equal to 0"),
                 field: "spec.replicas".into(),
@@ -429,7 +497,7 @@ fn set_replicas(
         ));
     }
     let manager = context.manager();
-    let updated = context.state.store.modify(
+    let updated = context.store().modify(
         context.resource(),
         context.namespace(),
         context.name(),

@@ -1,6 +1,6 @@
 //! Query parameters of API requests.
 
-use crate::status::ApiError;
+use crate::api_error::ApiError;
 
 /// The query parameters fledge-sim understands; unknown ones are ignored, as a real server ignores most.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -13,6 +13,12 @@ pub struct Query {
     pub watch: bool,
     /// `resourceVersion`
     pub resource_version: Option<String>,
+    /// `resourceVersionMatch`: `Exact` or `NotOlderThan`
+    pub resource_version_match: Option<String>,
+    /// `limit` (lists)
+    pub limit: Option<usize>,
+    /// `continue` (lists)
+    pub continue_token: Option<String>,
     /// `timeoutSeconds`
     pub timeout_seconds: Option<u64>,
     /// `allowWatchBookmarks=true`
@@ -57,6 +63,9 @@ impl Query {
                 "fieldSelector" => parsed.field_selector = Some(value),
                 "watch" => parsed.watch = flag(&value),
                 "resourceVersion" => parsed.resource_version = Some(value),
+                "resourceVersionMatch" => parsed.resource_version_match = Some(value),
+                "limit" => parsed.limit = Some(number(&name, &value)?.max(0) as usize),
+                "continue" => parsed.continue_token = Some(value),
                 "timeoutSeconds" => parsed.timeout_seconds = Some(number(&name, &value)?.max(0) as u64),
                 "allowWatchBookmarks" => parsed.allow_watch_bookmarks = flag(&value),
                 "sendInitialEvents" => parsed.send_initial_events = flag(&value),

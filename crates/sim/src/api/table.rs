@@ -1,5 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` Table that `kubectl get` asks for, with the columns and cell values a
 //! real API server computes (pod STATUS and RESTARTS as kubectl's printers derive them, AGE as HumanDuration).
+//!
+//! Over 500 lines on purpose: it is a data table, the columns of every served type as kubectl prints them, with
+//! the few cell computations they need.
 
 use super::query::Query;
 use crate::clock;
@@ -147,6 +150,14 @@ fn columns(resource: ResourceId) -> Vec<Column> {
         resources::DESTINATION_RULES => {
             vec![NAME, column("Host", 0, "The name of a service from the service registry"), AGE]
         }
+        // The Gateway API CRDs' additionalPrinterColumns, which carry no descriptions.
+        resources::GATEWAY_CLASSES => {
+            vec![NAME, column("Controller", 0, ""), column("Accepted", 0, ""), AGE, column("Description", 1, "")]
+        }
+        resources::GATEWAYS => {
+            vec![NAME, column("Class", 0, ""), column("Address", 0, ""), column("Programmed", 0, ""), AGE]
+        }
+        resources::HTTP_ROUTES => vec![NAME, column("Hostnames", 0, ""), AGE],
         _ => vec![NAME, AGE],
     }
 }
@@ -219,7 +230,14 @@ pub fn table_with(
 fn column_type(resource: ResourceId, name: &str) -> &'static str {
     match (resource, name) {
         (resources::REPLICA_SETS, "Desired" | "Current" | "Ready") | (resources::EVENTS, "Count") => "integer",
-        (resources::VIRTUAL_SERVICES | resources::DESTINATION_RULES, "Age") => "date",
+        (
+            resources::VIRTUAL_SERVICES
+            | resources::DESTINATION_RULES
+            | resources::GATEWAY_CLASSES
+            | resources::GATEWAYS
+            | resources::HTTP_ROUTES,
+            "Age",
+        ) => "date",
         _ => "string",
     }
 }
@@ -347,8 +365,48 @@ fn cells(resource: ResourceId, object: &Value, now: Timestamp) -> Vec<Value> {
             vec![name, gateways, hosts, age]
         }
         resources::DESTINATION_RULES => vec![name, object.pointer("/spec/host").cloned().unwrap_or(Value::Null), age],
+        resources::GATEWAY_CLASSES => vec![
+            name,
+            object.pointer("/spec/controllerName").cloned().unwrap_or(Value::Null),
+            condition_status(object, "Accepted"),
+            age,
+            object.pointer("/spec/description").cloned().unwrap_or(Value::Null),
+        ],
+        resources::GATEWAYS => {
+            let addresses: Vec<&str> = object
+                .pointer("/status/addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|address| address.get("value").and_then(Value::as_str))
+                .collect();
+            let address = if addresses.is_empty() { Value::Null } else { json!(addresses.join(" ")) };
+            vec![
+                name,
+                object.pointer("/spec/gatewayClassName").cloned().unwrap_or(Value::Null),
+                address,
+                condition_status(object, "Programmed"),
+                age,
+            ]
+        }
+        resources::HTTP_ROUTES => {
+            let hostnames = object.pointer("/spec/hostnames").map_or(Value::Null, |value| json!(value.to_string()));
+            vec![name, hostnames, age]
+        }
         _ => vec![name, age],
     }
+}
+
+/// `.status.conditions[?(@.type=="TYPE")].status`, as a CRD printer column reads it.
+fn condition_status(object: &Value, kind: &str) -> Value {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|condition| condition["type"] == kind)
+        .and_then(|condition| condition.get("status").cloned())
+        .unwrap_or(Value::Null)
 }
 
 fn non_empty(text: &str) -> &str {
@@ -560,6 +618,38 @@ pub fn human_duration(now: Timestamp, then: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_api_tables_have_the_crds_columns() {
+        let now: Timestamp = "2026-01-10T00:01:00Z".parse().unwrap();
+        let gateway = json!({
+            "metadata": { "name": "bookinfo-gateway", "creationTimestamp": "2026-01-10T00:00:00Z" },
+            "spec": { "gatewayClassName": "istio" },
+            "status": { "addresses": [{ "type": "Hostname", "value": "bookinfo-gateway-istio.bookinfo.svc.cluster.local" }],
+                        "conditions": [{ "type": "Accepted", "status": "True" }, { "type": "Programmed", "status": "True" }] },
+        });
+        assert_eq!(
+            cells(resources::GATEWAYS, &gateway, now),
+            vec![
+                json!("bookinfo-gateway"),
+                json!("istio"),
+                json!("bookinfo-gateway-istio.bookinfo.svc.cluster.local"),
+                json!("True"),
+                json!("60s")
+            ]
+        );
+        let names: Vec<&str> = columns(resources::GATEWAYS).iter().map(|column| column.name).collect();
+        assert_eq!(names, ["Name", "Class", "Address", "Programmed", "Age"]);
+        let route = json!({ "metadata": { "name": "reviews" }, "spec": { "hostnames": ["bookinfo.example.com"] } });
+        assert_eq!(cells(resources::HTTP_ROUTES, &route, now)[1], json!("[\"bookinfo.example.com\"]"));
+        let class =
+            json!({ "metadata": { "name": "istio" }, "spec": { "controllerName": "istio.io/gateway-controller" } });
+        assert_eq!(
+            cells(resources::GATEWAY_CLASSES, &class, now)[1..3],
+            [json!("istio.io/gateway-controller"), Value::Null]
+        );
+        assert_eq!(column_type(resources::HTTP_ROUTES, "Age"), "date");
+    }
 
     #[test]
     fn human_durations_match_kubectl() {

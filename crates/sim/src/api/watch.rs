@@ -3,7 +3,7 @@
 
 use super::objects::{RequestContext, selector_filter};
 use super::table;
-use crate::status::ApiError;
+use crate::api_error::ApiError;
 use crate::store::{Change, ChangeKind};
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -160,8 +160,26 @@ pub(super) async fn serve(context: &RequestContext<'_>) -> Result<Response, ApiE
         }
     });
 
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|bytes| (Ok::<Bytes, std::convert::Infallible>(bytes), receiver))
+    // The fault layer may cut the stream in the middle of an event, as a broken connection does.
+    let faults = context.state.faults.clone();
+    let stream = futures::stream::unfold((receiver, StreamState::Open), move |(mut receiver, state)| {
+        let faults = faults.clone();
+        async move {
+            match state {
+                StreamState::Done => None,
+                StreamState::Cut => {
+                    let error = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fledge-sim: watch cut");
+                    Some((Err(error), (receiver, StreamState::Done)))
+                }
+                StreamState::Open => {
+                    let bytes = receiver.recv().await?;
+                    if bytes.len() > 1 && faults.cut_body() {
+                        return Some((Ok(bytes.slice(..bytes.len() / 2)), (receiver, StreamState::Cut)));
+                    }
+                    Some((Ok(bytes), (receiver, StreamState::Open)))
+                }
+            }
+        }
     });
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = StatusCode::OK;
@@ -169,6 +187,16 @@ pub(super) async fn serve(context: &RequestContext<'_>) -> Result<Response, ApiE
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     Ok(response)
+}
+
+/// Where a watch stream is.
+enum StreamState {
+    /// Sending events.
+    Open,
+    /// Half an event was sent: the stream breaks next.
+    Cut,
+    /// Broken.
+    Done,
 }
 
 /// The event a filtered watch sees for a change: an object moving into the selection is ADDED, one moving out is

@@ -1,6 +1,9 @@
 //! The Deployment controller: one ReplicaSet per pod template (`<deployment>-<pod-template-hash>`), rolling updates
 //! within maxSurge and maxUnavailable, and the status and conditions `kubectl rollout status` reads: Available,
 //! Progressing (NewReplicaSetAvailable, ReplicaSetUpdated, ProgressDeadlineExceeded) and ReplicaFailure.
+//!
+//! Over 500 lines on purpose: the controller's rolling update and its status conditions are one algorithm
+//! (Kubernetes' own `deployment_controller` is one file too); its parts share the same bookkeeping.
 
 use super::Cluster;
 use super::events::{EventType, Reporter};

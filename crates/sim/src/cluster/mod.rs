@@ -3,6 +3,7 @@
 //! ```text
 //! every tick (100 ms):  garbage collector ─▶ deployment controller ─▶ replicaset controller
 //!                        ─▶ scheduler ─▶ kubelets (pod status, events, logs)
+//!                        ─▶ Istio's gateway controller (Gateway API status, the mesh's HTTPRoutes)
 //! ```
 //!
 //! Everything reads and writes through the store, exactly as the API server's clients do.
@@ -51,6 +52,8 @@ pub fn workload_name(pod: &Value) -> String {
 
 use crate::api::PodLogs;
 use crate::clock::TimeScale;
+use crate::gateway_api::controller::GatewayController;
+use crate::gateway_api::data_plane::DataPlane;
 use crate::scenario::Scenario;
 use crate::store::Store;
 use serde_json::Value;
@@ -72,6 +75,7 @@ pub struct Cluster {
     kubelet: Mutex<kubelet::Kubelet>,
     scheduler_retries: Mutex<HashMap<String, Instant>>,
     ip_counter: Mutex<u32>,
+    gateways: GatewayController,
 }
 
 impl Cluster {
@@ -80,6 +84,7 @@ impl Cluster {
         let scale = TimeScale::new(scenario.time_scale);
         Cluster {
             events: events::EventRecorder::new(store.clone()),
+            gateways: GatewayController::new(store.clone(), &scenario.gateway_api.clone().unwrap_or_default()),
             nodes: nodes::node_names(scenario.nodes.unwrap_or(nodes::DEFAULT_NODE_COUNT)),
             store,
             scenario,
@@ -95,6 +100,11 @@ impl Cluster {
         &self.nodes
     }
 
+    /// The Gateway API data plane Istio's gateway controller programs, for the mesh to route by.
+    pub fn gateway_data_plane(&self) -> Arc<DataPlane> {
+        self.gateways.data_plane()
+    }
+
     /// Runs every controller once.
     pub fn tick(&self) {
         garbage::run(self);
@@ -102,6 +112,7 @@ impl Cluster {
         replicaset::run(self);
         scheduler::run(self);
         kubelet::run(self);
+        self.gateways.reconcile(Instant::now());
     }
 
     /// Runs the controllers every [`TICK`] until `stop` turns true.

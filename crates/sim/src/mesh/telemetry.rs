@@ -16,7 +16,7 @@ pub const DURATION_BUCKETS: [f64; 19] = [
 /// The labels of one request series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `destination` (server proxy) or `source` (client proxy).
+    /// `destination` (server proxy), `source` (client proxy) or `waypoint` (the ambient mesh's waypoint proxy).
     pub reporter: String,
     /// Client workload.
     pub source_workload: String,
@@ -60,7 +60,7 @@ pub struct RequestLabels {
     pub request_protocol: String,
     /// HTTP status code.
     pub response_code: String,
-    /// Envoy response flags (`-`, `UH`, `NC`).
+    /// Envoy response flags (`-`, `UH`, `NC`, `NR`).
     pub response_flags: String,
     /// `mutual_tls` (destination) or `unknown` (source).
     pub connection_security_policy: String,

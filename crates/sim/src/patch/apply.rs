@@ -6,9 +6,9 @@
 
 use super::field_set::{self, Element, FieldSet, Path};
 use super::strategic::{ListStrategy, list_strategy};
+use crate::api_error::{ApiError, Cause};
 use crate::clock;
 use crate::resources::ResourceType;
-use crate::status::{ApiError, Cause};
 use serde_json::{Map, Value, json};
 
 /// One `metadata.managedFields` entry.

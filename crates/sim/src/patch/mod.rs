@@ -5,8 +5,8 @@ pub mod apply;
 pub mod field_set;
 pub mod strategic;
 
+use crate::api_error::ApiError;
 use crate::resources::ResourceType;
-use crate::status::ApiError;
 use serde_json::Value;
 
 /// The patch formats, by Content-Type.

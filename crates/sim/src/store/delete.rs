@@ -2,8 +2,8 @@
 //! timestamp that finalizers, foreground or orphan propagation, or a kubelet stopping a pod must clear.
 
 use super::{Store, WriteScope};
+use crate::api_error::ApiError;
 use crate::resources::{self, ResourceId};
-use crate::status::ApiError;
 use serde_json::{Value, json};
 use std::sync::Arc;
 

@@ -17,9 +17,9 @@ pub mod selectors;
 pub use delete::{DeleteOptions, Deleted, Propagation};
 
 use crate::admission::{self, AdmissionConfig, Operation};
+use crate::api_error::ApiError;
 use crate::clock;
 use crate::resources::{NAMESPACES, ResourceId};
-use crate::status::ApiError;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -124,6 +124,24 @@ impl Store {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A copy of the store as it is now, for a dry run (`dryRun=All`): writes to it are admitted, defaulted and
+    /// answered as on the store itself, and no one else ever sees them.
+    pub fn dry_run_copy(&self) -> Store {
+        let state = self.lock();
+        let (changes, _) = broadcast::channel(16);
+        Store {
+            admission: self.admission,
+            state: Mutex::new(State {
+                revision: state.revision,
+                objects: state.objects.clone(),
+                history: VecDeque::new(),
+                history_limit: state.history_limit,
+                compacted: state.revision,
+            }),
+            changes,
+        }
+    }
+
     /// The newest revision.
     pub fn revision(&self) -> u64 {
         self.lock().revision
@@ -154,6 +172,54 @@ impl Store {
             None => objects.values().filter(|object| filter(object)).cloned().collect(),
         };
         (items, state.revision)
+    }
+
+    /// The objects of a type as they were at `revision` (a list at an exact resourceVersion, or the rest of a paged
+    /// list): the objects now, with every retained change after `revision` undone. `Err` 410 Gone when the history
+    /// no longer reaches back that far, and 504 when `revision` is in the future.
+    pub fn list_at(
+        &self,
+        resource: ResourceId,
+        namespace: Option<&str>,
+        filter: impl Fn(&Value) -> bool,
+        revision: u64,
+    ) -> Result<Vec<Arc<Value>>, ApiError> {
+        let state = self.lock();
+        if revision > state.revision {
+            return Err(ApiError::too_large_resource_version(revision, state.revision));
+        }
+        if revision < state.compacted {
+            return Err(ApiError::expired(revision, state.compacted + 1));
+        }
+        let key = |object: &Value| {
+            let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
+            (text("/metadata/namespace"), text("/metadata/name"))
+        };
+        let mut objects = state.objects[resource.0].clone();
+        for change in state.history.iter().rev().take_while(|change| change.revision > revision) {
+            if change.resource != resource {
+                continue;
+            }
+            match change.kind {
+                ChangeKind::Added => {
+                    objects.remove(&key(&change.object));
+                }
+                ChangeKind::Modified => {
+                    if let Some(previous) = &change.previous {
+                        objects.insert(key(previous), previous.clone());
+                    }
+                }
+                ChangeKind::Deleted => {
+                    objects.insert(key(&change.object), change.object.clone());
+                }
+            }
+        }
+        Ok(objects
+            .into_iter()
+            .filter(|((object_namespace, _), _)| namespace.is_none_or(|namespace| object_namespace == namespace))
+            .map(|(_, object)| object)
+            .filter(|object| filter(object))
+            .collect())
     }
 
     /// How many objects of a type there are.
@@ -287,9 +353,12 @@ impl Store {
         if same_object(&current, &merged) {
             return Ok(current);
         }
-        // Deleting an object whose last finalizer is removed.
-        let finalizers_done =
-            merged.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        // Deleting an object whose last finalizer is removed (for a namespace, also the namespace controller's
+        // `spec.finalizers`, cleared once its objects are gone).
+        let finalizers_done = ["/metadata/finalizers", "/spec/finalizers"]
+            .iter()
+            .filter(|pointer| **pointer == "/metadata/finalizers" || resource == NAMESPACES)
+            .all(|pointer| merged.pointer(pointer).and_then(Value::as_array).is_none_or(Vec::is_empty));
         if merged.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers_done
             && !admission::waits_for_termination(resource, &merged)

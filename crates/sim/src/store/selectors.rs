@@ -1,6 +1,6 @@
 //! Label selectors (equality- and set-based) and field selectors, as `?labelSelector=` and `?fieldSelector=`.
 
-use crate::status::ApiError;
+use crate::api_error::ApiError;
 use serde_json::Value;
 
 /// A parsed label selector: every requirement must hold.

@@ -38,9 +38,14 @@ impl TestCluster {
 
     /// Runs kubectl against the simulator, with a cache of its own (discovery is cached per host and port).
     pub async fn kubectl(&self, arguments: &[&str]) -> Output {
+        self.kubectl_as(&self.kubeconfig, arguments).await
+    }
+
+    /// Runs kubectl with another kubeconfig (a ServiceAccount's).
+    pub async fn kubectl_as(&self, kubeconfig: &Path, arguments: &[&str]) -> Output {
         tokio::process::Command::new("kubectl")
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
             .arg("--cache-dir")
             .arg(self.dir.path().join("kube-cache"))
             .args(arguments)

@@ -149,16 +149,3 @@ fn writes_are_guarded_by_the_resource_version_read() {
     moved["metadata"]["resourceVersion"] = json!("8");
     assert!(json_patch::patch(&mut moved, &operations).is_err(), "a write planned on version 7 fails on version 8");
 }
-
-#[test]
-fn subsets_are_added_and_removed_without_touching_the_rest() {
-    let rule = destination_rule();
-    let added = apply(&rule, add_subset_patch(&rule, "v2").unwrap());
-    assert_eq!(added["spec"]["subsets"][1], json!({ "name": "v2", "labels": { "version": "v2" } }));
-    assert_eq!(added["spec"]["trafficPolicy"], rule["spec"]["trafficPolicy"]);
-    assert!(add_subset_patch(&added, "v2").is_none(), "adding twice changes nothing");
-    let snapshot = taken();
-    let removed = apply(&added, remove_subset_patch(&added, "v2", &snapshot.subsets).unwrap());
-    assert_eq!(removed, rule);
-    assert!(remove_subset_patch(&removed, "v2", &snapshot.subsets).is_none());
-}

@@ -1,7 +1,7 @@
 //! The summary of a valid release that `fledge validate` prints: what the release will do, in a few lines.
 
 use fledge_core::Release;
-use fledge_core::release::{MetricSource, NoDataPolicy, TemplateSource};
+use fledge_core::release::{MetricSource, NoDataPolicy, TemplateSource, TrafficProvider};
 use std::fmt::Write as _;
 
 /// A block describing one valid release, starting with `FILE: valid`.
@@ -41,12 +41,27 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
         gate.max_restarts,
         if gate.max_restarts == 1 { "" } else { "s" }
     );
-    let route = release.traffic.route.as_deref().map(|route| format!(", route {route}")).unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "  traffic   VirtualService {}, DestinationRule {}{route}",
-        release.traffic.virtual_service, release.traffic.destination_rule
-    );
+    let pinned = release.traffic.pinned_routes.manifest_name();
+    let _ = match &release.traffic.provider {
+        TrafficProvider::Istio(istio) => {
+            let route = istio.route.as_deref().map(|route| format!(", route {route}")).unwrap_or_default();
+            writeln!(
+                out,
+                "  traffic   VirtualService {}, DestinationRule {}{route}; pinned routes: {pinned}",
+                istio.virtual_service, istio.destination_rule
+            )
+        }
+        TrafficProvider::GatewayApi(gateway) => {
+            let rule = gateway.rule.as_deref().map(|rule| format!(", rule {rule}")).unwrap_or_default();
+            writeln!(
+                out,
+                "  traffic   HTTPRoute {}{rule}, new version's Service {}, accepted within {}; pinned routes: {pinned}",
+                gateway.http_route,
+                gateway.service_name(&release.service.name, &release.service.version),
+                gateway.acceptance_timeout
+            )
+        }
+    };
 
     let analysis = &release.analysis;
     let no_data = match analysis.no_data {
@@ -93,26 +108,7 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
     let _ = writeln!(out, "  rollback  restore traffic, new version: {}", release.rollback.new_version.manifest_name());
     for notification in &release.notify {
         let events: Vec<&str> = notification.on.iter().map(|event| event.manifest_name()).collect();
-        let _ = writeln!(out, "  notify    {} on {}", redact_url(&notification.webhook), events.join(", "));
+        let _ = writeln!(out, "  notify    {} on {}", notification.webhook.describe(), events.join(", "));
     }
     out
-}
-
-/// Webhook URLs often carry a secret in their path (Slack, Teams): show only the scheme and host.
-fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hidden = if rest.len() > host.len() { "/..." } else { "" };
-    format!("{scheme}://{host}{hidden}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_paths_are_hidden() {
-        assert_eq!(redact_url("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/...");
-        assert_eq!(redact_url("https://hooks.example.com"), "https://hooks.example.com");
-    }
 }

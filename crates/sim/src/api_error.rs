@@ -139,6 +139,35 @@ impl ApiError {
             .with_details(Self::object_details(resource, name))
     }
 
+    /// 504: a list at a resourceVersion the server has not reached.
+    pub fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
+        ApiError::new(504, "Timeout", format!("Too large resource version: {requested}, current: {current}"))
+            .with_details(json!({ "causes": [{ "reason": "ResourceVersionTooLarge", "message": "Too large resource version" }], "retryAfterSeconds": 1 }))
+    }
+
+    /// 410: a continue token older than the retained history.
+    pub fn expired_continue() -> ApiError {
+        ApiError::new(
+            410,
+            "Expired",
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+        )
+    }
+
+    /// 401: a token the server did not issue, or of a ServiceAccount that is gone.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403, as RBAC denies a request.
+    pub fn rbac_forbidden(attributes: &crate::auth::Attributes, user: &crate::auth::User) -> ApiError {
+        let mut details = json!({ "group": attributes.group, "kind": attributes.resource });
+        if let Some(name) = &attributes.name {
+            details["name"] = json!(name);
+        }
+        ApiError::new(403, "Forbidden", attributes.forbidden_message(user)).with_details(details)
+    }
+
     /// 500, as injected by the fault layer or for a simulator bug.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "InternalError", message)

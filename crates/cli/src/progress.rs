@@ -18,7 +18,12 @@ pub(crate) fn init_logging(format: LogFormat) {
     use tracing_subscriber::{Layer as _, filter::Targets, fmt};
     let own = Targets::new().with_target("fledge", tracing::Level::WARN);
     let layer = match format {
-        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(own).boxed(),
+        LogFormat::Text => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(own)
+            .boxed(),
         LogFormat::Json => fmt::layer().with_writer(std::io::stderr).json().with_filter(own).boxed(),
     };
     let _ = tracing_subscriber::registry().with(layer).try_init();
@@ -114,6 +119,8 @@ impl EventWriter {
             Event::RollingBack { detail, .. } => self.lock().detail = Some(detail.clone()),
             Event::PreflightFailed { error } => self.lock().detail = Some(error.clone()),
             Event::RollbackFailed { error } => self.lock().detail = Some(error.clone()),
+            Event::LockLost { reason } => self.lock().detail = Some(format!("the release lock is lost: {reason}")),
+            Event::ResumeFailed { error } => self.lock().detail = Some(error.clone()),
             _ => {}
         }
         match self.format {
@@ -182,6 +189,7 @@ impl EventWriter {
                 }
                 text
             }
+            Event::ResumeFailed { error } => format!("could not resume: {error}"),
             Event::Resuming { phase } => {
                 format!("resuming the release in flight at {phase} (an interrupted stage starts its clock again)")
             }
@@ -219,11 +227,30 @@ impl EventWriter {
             Event::ScaleDownDelay { delay } => {
                 format!("keeping the old version at 0% for {} (promote.scaleDownDelay)", short(*delay))
             }
-            Event::CleanedUp { deployment, policy } => match policy {
-                CleanupPolicy::Delete => format!("cleaned up: deleted {deployment} and its subset"),
-                CleanupPolicy::ScaleToZero => format!("cleaned up: scaled {deployment} to 0, removed its subset"),
-                CleanupPolicy::Keep => format!("cleaned up: removed the subset; {deployment} keeps running"),
-            },
+            Event::CleanedUp { deployment, policy, moved, kept_for } => {
+                let mut text = if kept_for.is_empty() {
+                    match policy {
+                        CleanupPolicy::Delete => format!("cleaned up: deleted {deployment} and its subset"),
+                        CleanupPolicy::ScaleToZero => {
+                            format!("cleaned up: scaled {deployment} to 0, removed its subset")
+                        }
+                        CleanupPolicy::Keep => format!("cleaned up: removed the subset; {deployment} keeps running"),
+                    }
+                } else {
+                    format!(
+                        "cleaned up the managed route; {deployment} and its subset are kept (traffic.pinnedRoutes: keep) for {}",
+                        kept_for.join(", ")
+                    )
+                };
+                if !moved.is_empty() {
+                    text.push_str(&format!(
+                        "
+moved to {version} (traffic.pinnedRoutes: move): {}",
+                        moved.join(", ")
+                    ));
+                }
+                text
+            }
             Event::RollingBack { reason, detail } => {
                 format!("rolling back ({}): {detail}", fledge_core::Outcome::RolledBack(*reason))
             }
@@ -236,6 +263,9 @@ impl EventWriter {
             }
             Event::NothingToAbort => format!("nothing to abort: no release of {} is in flight", release.service.name),
             Event::Warning { message } => format!("warning: {message}"),
+            Event::LockLost { reason } => format!(
+                "stopped: the release lock is lost ({reason}); nothing more was written: the run holding the lock owns the release (see `fledge status`)"
+            ),
             Event::Finished { .. } => return None,
         })
     }

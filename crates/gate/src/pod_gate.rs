@@ -62,7 +62,7 @@ pub enum GateOutcome {
 /// The gate could not watch at all.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
-    /// No watch ever succeeded before the timeout.
+    /// No watch succeeded before the timeout, or the API server refused one.
     #[error("failed to watch the pods of Deployment {namespace}/{deployment}")]
     Watch {
         /// Namespace.
@@ -101,6 +101,18 @@ type ProgressReport = Box<dyn FnMut(&str) + Send>;
 
 fn synced<K>(event: &watcher::Event<K>) -> bool {
     matches!(event, watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
+}
+
+/// Whether the API server refused the watch (401, 403): retrying will not help.
+fn refused(error: &watcher::Error) -> bool {
+    let code = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::WatchError(status) => status.code,
+        _ => 0,
+    };
+    matches!(code, 401 | 403)
 }
 
 impl PodGate {
@@ -167,7 +179,7 @@ impl PodGate {
     }
 
     /// Waits until the pods are healthy, a failure is classified, or `timeout` passes (a `Timeout` failure with the
-    /// state of every pod). Fails only if no watch ever succeeded.
+    /// state of every pod). Fails if no watch ever succeeded, or at once when the API server refuses one (401, 403).
     pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<GateOutcome, GateError> {
         let started = Instant::now();
         let deadline = started + timeout;
@@ -196,6 +208,14 @@ impl PodGate {
                 event = self.events.next() => match event {
                     Some(source) => {
                         if let Some(error) = self.absorb(source) {
+                            // Waiting does not make a refused watch work: the gate fails at once.
+                            if refused(&error) {
+                                return Err(GateError::Watch {
+                                    namespace: self.target.namespace.clone(),
+                                    deployment: self.target.deployment.clone(),
+                                    source: error,
+                                });
+                            }
                             last_error = Some(error);
                         }
                     }

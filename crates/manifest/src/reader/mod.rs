@@ -6,10 +6,14 @@
 
 use crate::diagnostic::{Diagnostic, Location};
 use crate::document::{Node, Value};
-use crate::fields::{Field, Kind, Object};
+use crate::fields::{Kind, Object};
 use crate::suggest::closest;
 use fledge_core::{Duration, Percentage, names};
 use std::collections::BTreeMap;
+
+mod entries;
+
+pub(crate) use entries::Entries;
 
 /// The result of reading one field.
 #[derive(Clone, Debug)]
@@ -250,21 +254,27 @@ impl Reader {
         )
     }
 
-    /// An http(s) URL without credentials in it.
+    /// An http(s) URL without credentials in it. Messages show it redacted (a webhook's path is its credential).
     pub(crate) fn url(&mut self, node: &Node, path: &str) -> Option<String> {
         let text = self.non_empty_text(node, path, "an http or https URL", "http://prometheus.istio-system:9090")?;
+        let shown = crate::redact::url(&shorten(&text), path.ends_with("webhook"));
         let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"));
         let Some(rest) = rest else {
             self.error(
                 node,
-                format!("`{path}` must start with http:// or https://, found `{}`", shorten(&text)),
+                format!("`{path}` must start with http:// or https://, found `{shown}`"),
                 "write a full URL, like `http://prometheus.istio-system:9090`",
             );
             return None;
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         if authority.contains('@') {
-            self.error(node, format!("`{path}` must not contain credentials"), "credentials in URLs end up in logs; use `prometheus.bearerTokenFile` or `prometheus.basicAuth` instead");
+            let hint = if path.ends_with("webhook") {
+                "credentials in URLs end up in logs; give the webhook in `webhookFile` or `webhookEnv` instead"
+            } else {
+                "credentials in URLs end up in logs; use `prometheus.bearerTokenFile` or `prometheus.basicAuth` instead"
+            };
+            self.error(node, format!("`{path}` must not contain credentials"), hint);
             return None;
         }
         let host = authority.rsplit_once(':').map_or(authority, |(host, port)| {
@@ -277,12 +287,27 @@ impl Reader {
         if !host_ok {
             self.error(
                 node,
-                format!("`{path}` is not a valid URL: `{}` has no valid host", shorten(&text)),
+                format!("`{path}` is not a valid URL: `{shown}` has no valid host"),
                 "write a full URL, like `http://prometheus.istio-system:9090`",
             );
             return None;
         }
         Some(text)
+    }
+
+    /// The name of an environment variable: letters, digits and `_`, not starting with a digit.
+    pub(crate) fn environment_variable(&mut self, node: &Node, path: &str) -> Option<String> {
+        self.checked_text(
+            node,
+            path,
+            |name| {
+                let valid = name.chars().next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if valid { Ok(()) } else { Err("use letters, digits and `_`, not starting with a digit") }
+            },
+            "environment variable name",
+            "write the variable's name, like `SLACK_WEBHOOK_URL`, not its value",
+        )
     }
 
     /// A file path.
@@ -446,129 +471,6 @@ impl Reader {
             }
         }
         valid.then_some(map)
-    }
-}
-
-/// One mapping of the manifest, checked against its field table.
-pub(crate) struct Entries<'n> {
-    path: String,
-    node: &'n Node,
-    entries: Vec<(&'static Field, &'n Node, &'n Node)>,
-}
-
-impl<'n> Entries<'n> {
-    /// The mapping's own node.
-    pub(crate) fn node(&self) -> &'n Node {
-        self.node
-    }
-
-    /// The path of a field of this mapping: `gate.timeout`.
-    pub(crate) fn path_of(&self, name: &str) -> String {
-        join(&self.path, name)
-    }
-
-    /// The value node of a field, with the field's table entry.
-    pub(crate) fn get(&self, name: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|(field, _, _)| field.name == name).map(|(_, _, value)| *value)
-    }
-
-    /// The key node of a field, for errors about the field's presence.
-    pub(crate) fn key(&self, name: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|(field, _, _)| field.name == name).map(|(_, key, _)| *key)
-    }
-
-    fn kind(&self, name: &str) -> &'static Kind {
-        let field = self.entries.iter().find(|(field, _, _)| field.name == name).map(|(field, _, _)| *field);
-        &field.unwrap_or_else(|| panic!("`{name}` is read as a field of `{}` but is not in its table", self.path)).kind
-    }
-
-    fn read<T>(
-        &self,
-        reader: &mut Reader,
-        name: &str,
-        read: impl FnOnce(&mut Reader, &'n Node, &str) -> Option<T>,
-    ) -> Read<T> {
-        match self.get(name) {
-            None => Read::Absent,
-            Some(node) => match read(reader, node, &self.path_of(name)) {
-                Some(value) => Read::Value(value),
-                None => Read::Invalid,
-            },
-        }
-    }
-
-    /// Reads a field according to its kind in the table (texts, names, durations, numbers, choices ...).
-    pub(crate) fn text(&self, reader: &mut Reader, name: &str) -> Read<String> {
-        match self.get(name).map(|_| self.kind(name)) {
-            Some(Kind::Name) => self.read(reader, name, Reader::name),
-            Some(Kind::ResourceName) => self.read(reader, name, Reader::resource_name),
-            Some(Kind::Image) => self.read(reader, name, Reader::image),
-            Some(Kind::Url) => self.read(reader, name, Reader::url),
-            _ => self.read(reader, name, Reader::text),
-        }
-    }
-
-    /// A path field.
-    pub(crate) fn path(&self, reader: &mut Reader, name: &str) -> Read<std::path::PathBuf> {
-        self.read(reader, name, Reader::path)
-    }
-
-    /// A duration field.
-    pub(crate) fn duration(&self, reader: &mut Reader, name: &str) -> Read<Duration> {
-        self.read(reader, name, Reader::duration)
-    }
-
-    /// A percentage field.
-    pub(crate) fn percentage(&self, reader: &mut Reader, name: &str) -> Read<Percentage> {
-        self.read(reader, name, Reader::percentage)
-    }
-
-    /// A whole-number field, checked against the table's range.
-    pub(crate) fn integer(&self, reader: &mut Reader, name: &str) -> Read<i64> {
-        let (min, max) = match self.get(name).map(|_| self.kind(name)) {
-            Some(Kind::Integer { min, max }) => (*min, *max),
-            _ => (i64::MIN, i64::MAX),
-        };
-        self.read(reader, name, |reader, node, path| reader.integer(node, path, min, max))
-    }
-
-    /// A number field.
-    pub(crate) fn number(&self, reader: &mut Reader, name: &str) -> Read<f64> {
-        self.read(reader, name, Reader::number)
-    }
-
-    /// A boolean field.
-    pub(crate) fn bool(&self, reader: &mut Reader, name: &str) -> Read<bool> {
-        self.read(reader, name, Reader::bool)
-    }
-
-    /// A field holding one of the table's words.
-    pub(crate) fn choice(&self, reader: &mut Reader, name: &str) -> Read<&'static str> {
-        let choices = match self.get(name).map(|_| self.kind(name)) {
-            Some(Kind::Choice(choices)) => *choices,
-            _ => &[],
-        };
-        self.read(reader, name, |reader, node, path| reader.choice(node, path, choices))
-    }
-
-    /// A list field's items.
-    pub(crate) fn list(&self, reader: &mut Reader, name: &str, hint: &str) -> Read<&'n [Node]> {
-        self.read(reader, name, |reader, node, path| reader.list(node, path, hint))
-    }
-
-    /// A nested mapping with its own table.
-    pub(crate) fn object(&self, reader: &mut Reader, name: &str) -> Read<Entries<'n>> {
-        let object = match self.get(name).map(|_| self.kind(name)) {
-            Some(Kind::Object(object)) => *object,
-            Some(_) | None => return self.read(reader, name, |_, _, _| None),
-        };
-        let key = self.key(name).expect("present when read");
-        self.read(reader, name, |reader, node, path| reader.object_under(key, node, path, object))
-    }
-
-    /// A mapping of text to text.
-    pub(crate) fn text_map(&self, reader: &mut Reader, name: &str) -> Read<BTreeMap<String, String>> {
-        self.read(reader, name, Reader::text_map)
     }
 }
 
