@@ -492,6 +492,22 @@ async fn release(
     if faults == Some(ApiFault::Gone) && lab.sim.expired_watches() == 0 {
         observed.problems.push("no watch was answered 410 Gone: the case did not test what it names".into());
     }
+    if let Some(fault) = faults {
+        let injected = lab.sim.faults().injected();
+        let counts = match fault {
+            ApiFault::CommitThenError => vec![injected.commit_then_error],
+            ApiFault::CommitThenDrop => vec![injected.commit_then_drop],
+            ApiFault::CutBodies => vec![injected.cut_bodies],
+            ApiFault::NoAnswer => vec![injected.no_answers],
+            ApiFault::All => {
+                vec![injected.commit_then_error, injected.commit_then_drop, injected.cut_bodies, injected.no_answers]
+            }
+            _ => vec![],
+        };
+        if counts.contains(&0) {
+            observed.problems.push(format!("the simulator injected {injected:?}: the case did not test what it names"));
+        }
+    }
     Ok(())
 }
 

@@ -4,9 +4,13 @@
 //! streams cut short; forced 410 Gone; and (through `Sim::api_outage`) the whole API unreachable for a while. Set
 //! at start or changed at run time through the admin endpoint (`GET`/`PUT /sim/faults`, `POST /sim/cut-watches`,
 //! `POST /sim/compact`).
+//!
+//! The faults that act on an answer (after a commit, cut bodies, no answer) are counted, so a test can tell that its
+//! fault happened; and each time the settings name one of them, the first request it can apply to gets it for
+//! sure, so a short run cannot slip through by chance.
 
 use serde::{Deserialize, Serialize};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -64,16 +68,98 @@ pub enum AfterCommit {
     DropConnection,
 }
 
+/// How many times each fault that acts on an answer was injected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedCounts {
+    /// Writes committed, then answered 500.
+    pub commit_then_error: u64,
+    /// Writes committed, then their connection dropped.
+    pub commit_then_drop: u64,
+    /// List answers and watch events cut in the middle.
+    pub cut_bodies: u64,
+    /// Requests never answered.
+    pub no_answers: u64,
+}
+
+/// The counted faults.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    CommitThenError,
+    CommitThenDrop,
+    CutBody,
+    NoAnswer,
+}
+
+impl Counted {
+    const ALL: [Counted; 4] = [Counted::CommitThenError, Counted::CommitThenDrop, Counted::CutBody, Counted::NoAnswer];
+
+    fn rate(self, settings: &FaultSettings) -> f64 {
+        match self {
+            Counted::CommitThenError => settings.commit_then_error_rate,
+            Counted::CommitThenDrop => settings.commit_then_drop_rate,
+            Counted::CutBody => settings.cut_body_rate,
+            Counted::NoAnswer => settings.no_answer_rate,
+        }
+    }
+
+    fn count(self, counts: &mut InjectedCounts) -> &mut u64 {
+        match self {
+            Counted::CommitThenError => &mut counts.commit_then_error,
+            Counted::CommitThenDrop => &mut counts.commit_then_drop,
+            Counted::CutBody => &mut counts.cut_bodies,
+            Counted::NoAnswer => &mut counts.no_answers,
+        }
+    }
+}
+
+/// The counted faults injected so far, and those owed to the next request they can apply to.
+#[derive(Debug, Default)]
+struct Tally {
+    counts: InjectedCounts,
+    owed: [bool; Counted::ALL.len()],
+}
+
+impl Tally {
+    fn owe(&mut self, settings: &FaultSettings) {
+        for kind in Counted::ALL {
+            self.owed[kind as usize] = kind.rate(settings) > 0.0;
+        }
+    }
+}
+
 /// The fault layer's state.
 pub struct Faults {
     settings: RwLock<FaultSettings>,
+    tally: Mutex<Tally>,
     cut: watch::Sender<u64>,
 }
 
 impl Faults {
     /// A fault layer with these settings.
     pub fn new(settings: FaultSettings) -> Faults {
-        Faults { settings: RwLock::new(settings), cut: watch::channel(0).0 }
+        let mut tally = Tally::default();
+        tally.owe(&settings);
+        Faults { settings: RwLock::new(settings), tally: Mutex::new(tally), cut: watch::channel(0).0 }
+    }
+
+    /// How many times each counted fault was injected so far.
+    pub fn injected(&self) -> InjectedCounts {
+        self.tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).counts
+    }
+
+    /// Whether to inject `kind` now, given the settings in force: when it is owed, or by chance at its rate.
+    fn roll_counted(&self, kind: Counted, settings: &FaultSettings) -> bool {
+        let rate = kind.rate(settings);
+        if rate <= 0.0 {
+            return false;
+        }
+        let mut tally = self.tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let hit = std::mem::take(&mut tally.owed[kind as usize]) || rand::random::<f64>() < rate;
+        if hit {
+            *kind.count(&mut tally.counts) += 1;
+        }
+        hit
     }
 
     /// The settings in force.
@@ -83,6 +169,7 @@ impl Faults {
 
     /// Replaces the settings.
     pub fn set(&self, settings: FaultSettings) {
+        self.tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).owe(&settings);
         *self.settings.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = settings;
     }
 
@@ -99,7 +186,7 @@ impl Faults {
             Injected::Throttle(settings.retry_after_seconds.max(1))
         } else if is_guarded_write && roll(settings.conflict_rate) {
             Injected::Conflict
-        } else if roll(settings.no_answer_rate) {
+        } else if self.roll_counted(Counted::NoAnswer, &settings) {
             Injected::NoAnswer
         } else {
             Injected::None
@@ -109,10 +196,9 @@ impl Faults {
     /// Decides what happens to the answer of a write that was committed.
     pub fn after_commit(&self) -> AfterCommit {
         let settings = self.settings();
-        let roll = |rate: f64| rate > 0.0 && rand::random::<f64>() < rate;
-        if roll(settings.commit_then_error_rate) {
+        if self.roll_counted(Counted::CommitThenError, &settings) {
             AfterCommit::ServerError
-        } else if roll(settings.commit_then_drop_rate) {
+        } else if self.roll_counted(Counted::CommitThenDrop, &settings) {
             AfterCommit::DropConnection
         } else {
             AfterCommit::Answer
@@ -121,8 +207,7 @@ impl Faults {
 
     /// Whether to cut this body (a list answer, or the next watch event) in the middle.
     pub fn cut_body(&self) -> bool {
-        let rate = self.settings().cut_body_rate;
-        rate > 0.0 && rand::random::<f64>() < rate
+        self.roll_counted(Counted::CutBody, &self.settings())
     }
 
     /// How long a watch may run before the fault layer cuts it.
@@ -141,5 +226,30 @@ impl Faults {
     /// A receiver that changes when watches are cut.
     pub fn watch_cuts(&self) -> watch::Receiver<u64> {
         self.cut.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counted_fault_hits_the_first_request_it_can_after_it_is_set_and_is_counted() {
+        // A rate of one in a billion: after the owed first hit, the fault is all but never injected by chance.
+        let rare = 1e-9;
+        let faults = Faults::new(FaultSettings { commit_then_drop_rate: rare, ..FaultSettings::default() });
+        assert_eq!(faults.after_commit(), AfterCommit::DropConnection, "owed from the start");
+        assert_eq!(faults.after_commit(), AfterCommit::Answer);
+        assert!(!faults.cut_body(), "no rate, nothing owed");
+
+        faults.set(FaultSettings { cut_body_rate: rare, commit_then_error_rate: rare, ..FaultSettings::default() });
+        assert!(faults.cut_body(), "owed again once set");
+        assert!(!faults.cut_body());
+        assert_eq!(faults.after_commit(), AfterCommit::ServerError);
+        assert_eq!(faults.after_commit(), AfterCommit::Answer);
+        assert_eq!(
+            faults.injected(),
+            InjectedCounts { commit_then_error: 1, commit_then_drop: 1, cut_bodies: 1, no_answers: 0 }
+        );
     }
 }
