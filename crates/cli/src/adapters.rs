@@ -18,26 +18,26 @@ use serde_json::Value;
 /// The ports of a release on a real (or simulated) cluster.
 pub(crate) type ClusterPorts = Ports<Deployer, KubeHealthGate, Routing, PrometheusAnalysis, ClusterState>;
 
-/// The release's traffic provider, behind the one port the runner drives.
+/// The release's traffic provider, behind the one port the runner drives. Each router is several hundred bytes,
+/// of different sizes, so both are boxed.
 #[derive(Clone)]
-#[allow(clippy::large_enum_variant, reason = "one value per release, never moved in a loop")]
 pub(crate) enum Routing {
     /// An Istio VirtualService and DestinationRule.
-    Istio(IstioRouting),
+    Istio(Box<IstioRouting>),
     /// A Gateway API HTTPRoute.
-    GatewayApi(GatewayApiRouting),
+    GatewayApi(Box<GatewayApiRouting>),
 }
 
 impl Routing {
     /// The provider the manifest names, on `client`.
     pub(crate) async fn connect(client: kube::Client, release: &Release) -> Result<Routing, SetupError> {
         Ok(match &release.traffic.provider {
-            TrafficProvider::Istio(_) => Routing::Istio(IstioRouting::new(
+            TrafficProvider::Istio(_) => Routing::Istio(Box::new(IstioRouting::new(
                 TrafficRouter::new(client, release).await.map_err(SetupError::Traffic)?,
-            )),
-            TrafficProvider::GatewayApi(_) => Routing::GatewayApi(GatewayApiRouting::new(
+            ))),
+            TrafficProvider::GatewayApi(_) => Routing::GatewayApi(Box::new(GatewayApiRouting::new(
                 GatewayRouter::new(client, release).await.map_err(SetupError::GatewayApi)?,
-            )),
+            ))),
         })
     }
 }

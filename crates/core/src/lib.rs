@@ -38,4 +38,4 @@ pub use phase::Phase;
 pub use query_template::{QueryTemplate, TemplateError, TemplateValues};
 pub use release::Release;
 pub use verdict::{CheckVerdict, GateFailure, GateFailureKind};
-pub use weight::Weight;
+pub use weight::{Weight, WeightsNotAsWritten};

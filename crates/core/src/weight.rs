@@ -67,6 +67,29 @@ impl fmt::Display for Weight {
     }
 }
 
+/// The weights a traffic provider read back after a write are not the ones it wrote: the write did not take effect
+/// as planned (another writer, an admission webhook, a controller undoing it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "weights in {kind} {namespace}/{name} read back as {live}/{new}, not the {expected_live}/{expected_new} written"
+)]
+pub struct WeightsNotAsWritten {
+    /// The kind of route: `VirtualService`, `HTTPRoute`.
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// The route.
+    pub name: String,
+    /// Live weight read.
+    pub live: i64,
+    /// New weight read.
+    pub new: i64,
+    /// Live weight written.
+    pub expected_live: i64,
+    /// New weight written.
+    pub expected_new: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,12 +18,14 @@
 
 pub mod acceptance;
 pub mod backends;
+mod error;
 pub mod pinned;
 mod port;
 mod router;
 pub mod rule;
 pub mod version_service;
 
+pub use error::{GatewayError, Kind};
 pub use port::{GatewayApiRouting, SnapshotError};
-pub use router::{GATEWAY_GROUP, GatewayError, GatewayRouter, Kind};
+pub use router::{GATEWAY_GROUP, GatewayRouter};
 pub use rule::{RuleError, RuleSnapshot};

@@ -1,4 +1,5 @@
 //! The pure part of shifting an HTTPRoute's traffic: which rule fledge manages, and what it found in it.
+//! (Over 500 lines with its unit tests, which stand beside the rules they check; the code is about 490.)
 //!
 //! Rules (documented in docs/traffic.md):
 //! - the service's Services are those of the namespace whose selector has `app: <service>`; a rule sends to the

@@ -102,23 +102,8 @@ pub enum TrafficError {
         source: kube::Error,
     },
     /// The weights read back are not what was written.
-    #[error(
-        "weights in VirtualService {namespace}/{name} read back as {live}/{new}, not the {expected_live}/{expected_new} written"
-    )]
-    Verify {
-        /// Namespace.
-        namespace: String,
-        /// VirtualService.
-        name: String,
-        /// Live weight read.
-        live: i64,
-        /// New weight read.
-        new: i64,
-        /// Live weight written.
-        expected_live: i64,
-        /// New weight written.
-        expected_new: i64,
-    },
+    #[error(transparent)]
+    Verify(#[from] fledge_core::WeightsNotAsWritten),
 }
 
 /// Routes one release's traffic.
@@ -346,14 +331,15 @@ impl TrafficRouter {
         .await?;
         let (live, new) = self.weights(snapshot, new_version).await?;
         if (live, new) != (expected_live, expected_new) {
-            return Err(TrafficError::Verify {
+            return Err(TrafficError::Verify(fledge_core::WeightsNotAsWritten {
+                kind: "VirtualService",
                 namespace: self.namespace.clone(),
                 name: self.virtual_service.clone(),
                 live,
                 new,
                 expected_live,
                 expected_new,
-            });
+            }));
         }
         Ok((live, new))
     }

@@ -19,6 +19,8 @@
 //! where Istio writes none, so a typo shows; and several backend problems are one ResolvedRefs condition with their
 //! messages joined by `; `, where Istio reports one. ReferenceGrants are not served, so a backendRef to another
 //! namespace is always `RefNotPermitted`. No gateway Deployment or Service is created.
+//!
+//! (Over 500 lines with its unit tests, which are about 290; the code reconciles three kinds from one snapshot.)
 
 use super::data_plane::{AttachedParent, DataPlane, ProgrammedRoute};
 use super::matching::hostnames_match;

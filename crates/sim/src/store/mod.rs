@@ -10,6 +10,10 @@
 //!
 //! Everything happens under one lock, so a read-modify-write (a patch, a controller's status update) is atomic and
 //! every change gets a strictly increasing revision.
+//!
+//! Over 500 lines on purpose: every write path (create, update, modify, remove) and what it carries over from the
+//! stored object must take the lock, bump the revision and record the change in one place; deletion semantics and
+//! selectors are modules of their own.
 
 mod delete;
 pub mod selectors;
