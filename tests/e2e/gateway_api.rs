@@ -178,3 +178,23 @@ async fn a_service_routed_by_an_http_route_and_a_virtual_service_is_refused_at_p
     );
     assert!(world.deployment("reviews-v2").await.is_none(), "nothing was deployed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_istio_provider_refuses_a_service_an_http_route_routes_too() {
+    let world = World::start_with(3, |text| {
+        format!(
+            "{text}  - apiVersion: gateway.networking.k8s.io/v1\n    kind: HTTPRoute\n    metadata: {{name: reviews-ingress, namespace: bookinfo}}\n    spec:\n      parentRefs: [{{name: bookinfo-gateway}}]\n      rules: [{{backendRefs: [{{name: reviews, port: 9080}}]}}]\n"
+        )
+    })
+    .await;
+    let virtual_service = world.object("virtualservices", "reviews").await;
+    let refused = world.fledge(&["run"], &world.manifest("v2", "2.0.0", |text| text)).await;
+    assert_eq!(refused.code, 3, "{refused:#?}");
+    let failed = refused.event("preflight-failed").expect("preflight failed");
+    assert_eq!(
+        failed["error"],
+        "failed to check the traffic route: reviews in bookinfo is routed by VirtualService reviews and by HTTPRoute reviews-ingress: Istio leaves the mix undefined; route the service with one of them"
+    );
+    assert!(world.deployment("reviews-v2").await.is_none(), "nothing was deployed");
+    assert_eq!(world.object("virtualservices", "reviews").await, virtual_service, "the VirtualService is untouched");
+}

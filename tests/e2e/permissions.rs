@@ -372,6 +372,7 @@ without_rule!(istio, Setup::Istio, {
     without_leases: "leases",
     without_virtualservices: "virtualservices",
     without_destinationrules: "destinationrules",
+    without_httproutes: "httproutes",
 });
 
 without_rule!(gateway_api, Setup::GatewayApi, {

@@ -8,7 +8,7 @@ use crate::rule::{self, RuleError, RuleSnapshot, Wanted};
 use crate::{backends, version_service};
 use fledge_core::release::{GatewayApiTraffic, PinnedRoutes, TrafficProvider};
 use fledge_core::{FIELD_MANAGER, Release, Weight};
-use fledge_kube_client::{GuardedError, Written, guarded_patch};
+use fledge_kube_client::{GuardedError, Written, guarded_patch, optional_resource};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
@@ -42,11 +42,6 @@ fn value_of(object: DynamicObject) -> Value {
     serde_json::to_value(object).unwrap_or_default()
 }
 
-fn is_missing_group(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(_)))
-        || matches!(error, kube::Error::Api(status) if status.code == 404)
-}
-
 impl GatewayRouter {
     /// A router for `release`, whose traffic provider is the Gateway API, using the API version the cluster prefers.
     pub async fn new(client: kube::Client, release: &Release) -> Result<GatewayRouter, GatewayError> {
@@ -60,17 +55,10 @@ impl GatewayRouter {
             &GroupVersionKind::gvk(GATEWAY_GROUP, &version, "HTTPRoute"),
             "httproutes",
         );
-        let virtual_services = match kube::discovery::group(&client, ISTIO_GROUP).await {
-            Ok(istio) => {
-                let resource = ApiResource::from_gvk_with_plural(
-                    &GroupVersionKind::gvk(ISTIO_GROUP, istio.preferred_version_or_latest(), "VirtualService"),
-                    "virtualservices",
-                );
-                Some(Api::namespaced_with(client.clone(), namespace, &resource))
-            }
-            Err(error) if is_missing_group(&error) => None,
-            Err(error) => return Err(GatewayError::DiscoverIstio(error)),
-        };
+        let virtual_services = optional_resource(&client, ISTIO_GROUP, "VirtualService", "virtualservices")
+            .await
+            .map_err(GatewayError::DiscoverIstio)?
+            .map(|resource| Api::namespaced_with(client.clone(), namespace, &resource));
         let services = ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&());
         Ok(GatewayRouter {
             conflicts: Arc::default(),

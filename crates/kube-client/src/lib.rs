@@ -11,11 +11,13 @@
 //! simulator (`kube::Config::new(url)`).
 
 mod attempt;
+mod discovery;
 mod fence;
 pub mod guarded;
 mod retry;
 
 pub use attempt::{ANSWER_DEADLINE, AttemptError, AttemptLayer, BODY_DEADLINE};
+pub use discovery::optional_resource;
 pub use fence::{FenceLayer, LockLost, WRITE_PATIENCE, WriteFence};
 pub use guarded::{GuardedError, Written, guarded_patch};
 pub use retry::{ApiRetry, REQUEST_BUDGET};

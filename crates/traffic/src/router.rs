@@ -1,17 +1,21 @@
 //! The TrafficRouter: reads and writes the VirtualService and DestinationRule of one release.
 
+use crate::http_routes;
 use crate::pinned::{self, ManagedRoute, PinnedRoute};
 use crate::routes::{self, RouteError, TrafficSnapshot};
 use crate::subsets;
 use fledge_core::release::{PinnedRoutes, TrafficProvider};
 use fledge_core::{FIELD_MANAGER, Release, Weight};
-use fledge_kube_client::{GuardedError, guarded_patch};
+use fledge_kube_client::{GuardedError, guarded_patch, optional_resource};
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
 /// The Istio API group.
 pub const ISTIO_GROUP: &str = "networking.istio.io";
+
+/// The Gateway API group, whose HTTPRoutes must not route the service too.
+const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 /// The Istio resources the router reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +47,9 @@ pub enum TrafficError {
     /// Istio's API is not served.
     #[error("failed to find Istio's {ISTIO_GROUP} API in the cluster")]
     Discover(#[source] kube::Error),
+    /// The Gateway API could not be discovered (to check no HTTPRoute routes the service too).
+    #[error("failed to discover the Gateway API ({GATEWAY_GROUP})")]
+    DiscoverGatewayApi(#[source] kube::Error),
     /// Reading a resource failed.
     #[error("failed to read {kind} {namespace}/{name}")]
     Read {
@@ -74,6 +81,30 @@ pub enum TrafficError {
         /// The API error.
         #[source]
         source: kube::Error,
+    },
+    /// Listing the namespace's HTTPRoutes failed.
+    #[error("failed to list the HTTPRoutes of {namespace}")]
+    ListHttpRoutes {
+        /// Namespace.
+        namespace: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The service is routed by an HTTPRoute too.
+    #[error(
+        "{service} in {namespace} is routed by VirtualService {virtual_service} and by HTTPRoute {}: Istio leaves the mix undefined; route the service with one of them",
+        http_routes.join(", ")
+    )]
+    RoutedByBoth {
+        /// Service.
+        service: String,
+        /// Namespace.
+        namespace: String,
+        /// The VirtualService.
+        virtual_service: String,
+        /// The HTTPRoutes that route the service.
+        http_routes: Vec<String>,
     },
     /// The resources do not allow the release.
     #[error("unable to manage traffic of {service} in {namespace}")]
@@ -112,6 +143,7 @@ pub struct TrafficRouter {
     retries: std::sync::Arc<std::sync::atomic::AtomicU64>,
     virtual_services: Api<DynamicObject>,
     destination_rules: Api<DynamicObject>,
+    http_routes: Option<Api<DynamicObject>>,
     service: String,
     namespace: String,
     virtual_service: String,
@@ -132,8 +164,13 @@ impl TrafficRouter {
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(ISTIO_GROUP, &version, kind), plural)
         };
         let namespace = &release.service.namespace;
+        let http_routes = optional_resource(&client, GATEWAY_GROUP, "HTTPRoute", "httproutes")
+            .await
+            .map_err(TrafficError::DiscoverGatewayApi)?
+            .map(|resource| Api::namespaced_with(client.clone(), namespace, &resource));
         Ok(TrafficRouter {
             retries: Default::default(),
+            http_routes,
             virtual_services: Api::namespaced_with(
                 client.clone(),
                 namespace,
@@ -181,6 +218,20 @@ impl TrafficRouter {
         Ok(list.items.into_iter().map(|item| serde_json::to_value(item).unwrap_or_default()).collect())
     }
 
+    /// The namespace's HTTPRoutes that route the service (none when the Gateway API is not served).
+    async fn http_routes_of_service(&self) -> Result<Vec<String>, TrafficError> {
+        let Some(api) = &self.http_routes else {
+            return Ok(Vec::new());
+        };
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| TrafficError::ListHttpRoutes { namespace: self.namespace.clone(), source })?;
+        let routes: Vec<Value> =
+            list.items.into_iter().map(|item| serde_json::to_value(item).unwrap_or_default()).collect();
+        Ok(http_routes::routing_the_service(&routes, &self.service, &self.namespace))
+    }
+
     /// How many writes were planned again after a conflict.
     pub fn retries(&self) -> u64 {
         self.retries.load(std::sync::atomic::Ordering::Relaxed)
@@ -217,15 +268,25 @@ impl TrafficRouter {
         Ok(pinned::find_pinned(&services, managed, &self.service, &self.namespace, subset))
     }
 
-    /// Checks that traffic can be shifted and records what to restore: both resources exist, the DestinationRule is
-    /// for the service, one http route sends the service's traffic, all of it to the live version's subset; finds
-    /// the routes pinned to the live version and refuses them when the manifest says so.
+    /// Checks that traffic can be shifted and records what to restore: both resources exist, no HTTPRoute routes the
+    /// service too, the DestinationRule is for the service, one http route sends the service's traffic, all of it to
+    /// the live version's subset; finds the routes pinned to the live version and refuses them when the manifest says
+    /// so.
     pub async fn preflight(
         &self,
         previous_version: Option<&str>,
         new_version: &str,
     ) -> Result<TrafficSnapshot, TrafficError> {
         let virtual_service = self.virtual_service().await?;
+        let http_routes = self.http_routes_of_service().await?;
+        if !http_routes.is_empty() {
+            return Err(TrafficError::RoutedByBoth {
+                service: self.service.clone(),
+                namespace: self.namespace.clone(),
+                virtual_service: self.virtual_service.clone(),
+                http_routes,
+            });
+        }
         let destination_rule = self.destination_rule().await?;
         let mut snapshot = routes::snapshot(
             &virtual_service,
