@@ -48,17 +48,6 @@ fn rich(text: String) -> String {
     )
 }
 
-fn manifest(world: &World, version: &str, tag: &str, customize: impl FnOnce(String) -> String) -> std::path::PathBuf {
-    world.manifest(version, tag, |text| customize(format!("{text}traffic:\n  gatewayAPI: {{httpRoute: reviews}}\n")))
-}
-
-/// The HTTPRoute without bookkeeping or status: what a person wrote, and what fledge changed.
-async fn http_route(world: &World) -> Value {
-    let mut route = world.object("httproute", "reviews").await;
-    route.as_object_mut().unwrap().remove("status");
-    route
-}
-
 async fn service(world: &World, name: &str) -> Option<Value> {
     let list = world.kubectl_json(&["get", "services", "-n", "bookinfo"]).await;
     list["items"].as_array().into_iter().flatten().find(|item| item["metadata"]["name"] == name).cloned()
@@ -67,11 +56,11 @@ async fn service(world: &World, name: &str) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_managed_rule_changes_at_promotion_and_a_rollback_restores_the_route_exactly() {
     let world = World::start_gateway_api(rich).await;
-    let original = http_route(&world).await;
+    let original = world.route_object().await;
     let undelivered_at_start: Vec<Option<u64>> =
         ["NC", "UH", "NR"].iter().map(|flag| world.undelivered(flag)).collect();
 
-    let plan = world.fledge(&["plan"], &manifest(&world, "v2", "2.0.0", |text| text)).await;
+    let plan = world.fledge(&["plan"], &world.manifest("v2", "2.0.0", |text| text)).await;
     assert_eq!(plan.code, 0, "{plan:#?}");
     for line in [
         "  live      Deployment reviews-v1 (3 replicas); HTTPRoute bookinfo/reviews, rule primary (#1)\n",
@@ -82,11 +71,11 @@ async fn only_the_managed_rule_changes_at_promotion_and_a_rollback_restores_the_
         assert!(plan.stdout.contains(line), "`fledge plan` lacks {line:?}:\n{}", plan.stdout);
     }
 
-    let promoted = world.fledge(&["run"], &manifest(&world, "v2", "2.0.0", |text| text)).await;
+    let promoted = world.fledge(&["run"], &world.manifest("v2", "2.0.0", |text| text)).await;
     assert_eq!(promoted.code, 0, "{promoted:#?}");
     let mut expected = original.clone();
     expected["spec"]["rules"][1]["backendRefs"][0]["name"] = json!("reviews-v2");
-    assert_eq!(http_route(&world).await, expected, "only the managed rule's backendRefs differ");
+    assert_eq!(world.route_object().await, expected, "only the managed rule's backendRefs differ");
     assert!(service(&world, "reviews-v1").await.is_none(), "the old version's Service is removed with it");
     let canary = service(&world, "reviews-v2").await.expect("the new version's Service");
     assert_eq!(canary["spec"]["selector"], json!({"app": "reviews", "version": "v2"}));
@@ -95,18 +84,18 @@ async fn only_the_managed_rule_changes_at_promotion_and_a_rollback_restores_the_
     assert_eq!(world.dangling_backends().await, Vec::<String>::new());
 
     // A bad v3 from there: the rollback puts the route back exactly, and the canary Service is gone.
-    let before = http_route(&world).await;
+    let before = world.route_object().await;
     let services_before = world.service_names().await;
     let rolled_back = world
         .fledge(
             &["run"],
-            &manifest(&world, "v3", "2.0.0-errors", |text| {
+            &world.manifest("v3", "2.0.0-errors", |text| {
                 text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
             }),
         )
         .await;
     assert_eq!(rolled_back.code, 11, "{rolled_back:#?}");
-    assert_eq!(http_route(&world).await, before, "the route is byte-identical to the one found");
+    assert_eq!(world.route_object().await, before, "the route is byte-identical to the one found");
     assert_eq!(world.service_names().await, services_before, "the canary Service reviews-v3 is gone");
     assert_eq!(world.dangling_backends().await, Vec::<String>::new());
     for (flag, at_start) in ["NC", "UH", "NR"].iter().zip(undelivered_at_start) {
@@ -119,7 +108,7 @@ async fn only_the_managed_rule_changes_at_promotion_and_a_rollback_restores_the_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_a_parent_refuses_stops_the_release_with_the_parents_message_and_traffic_restored() {
     let world = World::start_gateway_api(|text| text).await;
-    let original = http_route(&world).await;
+    let original = world.route_object().await;
     let store = world.sim().expect("a controller that prunes Services is simulated on fledge-sim").store().clone();
     // A GitOps controller pruning what is not in git: it deletes the canary Service as soon as it appears, so the
     // parents see a backendRef to a Service that does not exist.
@@ -131,7 +120,7 @@ async fn a_backend_a_parent_refuses_stops_the_release_with_the_parents_message_a
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
-    let refused = world.fledge(&["run"], &manifest(&world, "v2", "2.0.0", |text| text)).await;
+    let refused = world.fledge(&["run"], &world.manifest("v2", "2.0.0", |text| text)).await;
     pruner.abort();
     assert_eq!(refused.code, 14, "{refused:#?}");
     assert!(refused.event("rolled-back").is_some(), "rolled back: {refused:#?}");
@@ -143,7 +132,7 @@ async fn a_backend_a_parent_refuses_stops_the_release_with_the_parents_message_a
         ),
         "the parent's words are in the verdict: {rolling_back:#}"
     );
-    assert_eq!(http_route(&world).await, original, "traffic restored: the route as found");
+    assert_eq!(world.route_object().await, original, "traffic restored: the route as found");
     assert!(service(&world, "reviews-v2").await.is_none());
     assert_eq!(world.dangling_backends().await, Vec::<String>::new());
 }
@@ -151,11 +140,11 @@ async fn a_backend_a_parent_refuses_stops_the_release_with_the_parents_message_a
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_looping_version_is_rolled_back_before_its_backend_takes_traffic() {
     let world = World::start_gateway_api(|text| text).await;
-    let original = http_route(&world).await;
-    let finished = world.fledge(&["run"], &manifest(&world, "v2", "2.0.0-crashloop", |text| text)).await;
+    let original = world.route_object().await;
+    let finished = world.fledge(&["run"], &world.manifest("v2", "2.0.0-crashloop", |text| text)).await;
     assert_eq!(finished.code, 10, "{finished:#?}");
     assert!(finished.event("stage-started").is_none(), "no traffic was shifted");
-    assert_eq!(http_route(&world).await, original);
+    assert_eq!(world.route_object().await, original);
     assert!(service(&world, "reviews-v2").await.is_none(), "the canary Service is removed by the rollback");
     let deployment = world.deployment("reviews-v2").await.expect("kept, scaled to zero");
     assert_eq!(deployment["spec"]["replicas"], 0);
@@ -169,7 +158,7 @@ async fn a_service_routed_by_an_http_route_and_a_virtual_service_is_refused_at_p
         )
     })
     .await;
-    let refused = world.fledge(&["run"], &manifest(&world, "v2", "2.0.0", |text| text)).await;
+    let refused = world.fledge(&["run"], &world.manifest("v2", "2.0.0", |text| text)).await;
     assert_eq!(refused.code, 3, "{refused:#?}");
     let failed = refused.event("preflight-failed").expect("preflight failed");
     assert_eq!(

@@ -9,21 +9,54 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::{Webhook, World};
+use support::{Provider, Webhook, World};
+
+/// Each release test, once per traffic provider: `on_istio::NAME` and `on_gateway_api::NAME`.
+macro_rules! on_both_providers {
+    ($($test:ident),* $(,)?) => {
+        mod on_istio {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(super::Provider::Istio).await;
+                }
+            )*
+        }
+        mod on_gateway_api {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(super::Provider::GatewayApi).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_providers!(
+    a_healthy_release_is_promoted_and_the_old_version_removed,
+    a_crash_looping_version_is_rolled_back_before_any_traffic,
+    a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_restored_exactly,
+    a_slow_version_is_rolled_back_on_latency,
+    a_version_that_crashes_during_stage_two_is_rolled_back_at_the_crash,
+    an_approval_stage_stops_with_its_code_and_approve_finishes_the_release,
+    sigterm_mid_stage_rolls_back_with_the_cancelled_code,
+    a_run_killed_mid_stage_completes_when_the_same_command_runs_again,
+    a_second_run_on_the_same_service_is_locked_out_and_the_first_unaffected,
+);
 
 fn stage_started(index: u64) -> impl Fn(&Value) -> bool {
     move |event| event["index"] == index
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_healthy_release_is_promoted_and_the_old_version_removed() {
-    let world = World::start().await;
+async fn a_healthy_release_is_promoted_and_the_old_version_removed(provider: Provider) {
+    let world = World::start_on(provider).await;
     let manifest = world.manifest("v2", "2.0.0", |text| text);
     let finished = world.fledge(&["run"], &manifest).await;
     assert_eq!(finished.code, 0, "{finished:#?}");
     assert_eq!(finished.stdout, "reviews v2: promoted\n");
     assert_eq!(world.weights().await, [("v2".to_owned(), 100)], "the route sends everything to v2");
-    assert_eq!(world.subsets().await, ["v2"], "the old subset is gone");
+    assert_eq!(world.routable_versions().await, ["v2"], "the old subset (or Service) is gone");
     assert!(world.deployment("reviews-v1").await.is_none(), "the old Deployment is deleted");
     assert!(world.deployment("reviews-v2").await.is_some());
     let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-passed").collect();
@@ -34,9 +67,8 @@ async fn a_healthy_release_is_promoted_and_the_old_version_removed() {
     assert!(again.event("already-promoted").is_some());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_crash_looping_version_is_rolled_back_before_any_traffic() {
-    let world = World::start().await;
+async fn a_crash_looping_version_is_rolled_back_before_any_traffic(provider: Provider) {
+    let world = World::start_on(provider).await;
     let before = world.route().await;
     let manifest = world.manifest("v2", "2.0.0-crashloop", |text| text);
     let finished = world.fledge(&["run"], &manifest).await;
@@ -46,15 +78,14 @@ async fn a_crash_looping_version_is_rolled_back_before_any_traffic() {
     let failed = finished.event("gate-failed").expect("the failure is reported");
     assert_eq!(failed["failure"]["kind"], "crash-loop");
     assert_eq!(world.route().await, before, "the route is untouched");
-    assert_eq!(world.subsets().await, ["v1"]);
+    assert_eq!(world.routable_versions().await, ["v1"]);
     let deployment = world.deployment("reviews-v2").await.expect("kept, scaled to zero");
     assert_eq!(deployment["spec"]["replicas"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_restored_exactly() {
-    let world = World::start().await;
-    let before = world.kubectl_json(&["get", "virtualservice", "reviews", "-n", "bookinfo"]).await;
+async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_restored_exactly(provider: Provider) {
+    let world = World::start_on(provider).await;
+    let before = world.route_object().await;
     // 10% of requests fail; no failed round is tolerated; a 12 s first stage leaves room for the failures to show.
     let manifest = world.manifest("v2", "2.0.0-errors", |text| {
         text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
@@ -68,16 +99,12 @@ async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_r
     assert!(finished.stdout.contains("success-rate = "), "the failed check is named: {}", finished.stdout);
     let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-started").collect();
     assert_eq!(stages.len(), 1, "rolled back in the first stage");
-    let after = world.kubectl_json(&["get", "virtualservice", "reviews", "-n", "bookinfo"]).await;
-    assert_eq!(after["spec"], before["spec"], "the route is exactly as before");
-    assert_eq!(after["metadata"]["annotations"], before["metadata"]["annotations"]);
-    assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
-    assert_eq!(world.subsets().await, ["v1"]);
+    assert_eq!(world.route_object().await, before, "the route is exactly as before");
+    assert_eq!(world.routable_versions().await, ["v1"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_slow_version_is_rolled_back_on_latency() {
-    let world = World::start().await;
+async fn a_slow_version_is_rolled_back_on_latency(provider: Provider) {
+    let world = World::start_on(provider).await;
     let manifest = world.manifest("v2", "2.0.0-slow", |text| text);
     let finished = world.fledge(&["run"], &manifest).await;
     assert_eq!(finished.code, 11, "{finished:#?}");
@@ -85,9 +112,8 @@ async fn a_slow_version_is_rolled_back_on_latency() {
     assert_eq!(world.weights().await, [("v1".to_owned(), 100)]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_version_that_crashes_during_stage_two_is_rolled_back_at_the_crash() {
-    let world = World::start().await;
+async fn a_version_that_crashes_during_stage_two_is_rolled_back_at_the_crash(provider: Provider) {
+    let world = World::start_on(provider).await;
     // The container crashes 20 s (200 simulated seconds) after it starts: in the 30 s second stage.
     let manifest = world.manifest("v2", "2.0.0-crash-after-200s", |text| {
         text.replace("  - {weight: 50, duration: 6s}", "  - {weight: 50, duration: 30s}")
@@ -110,9 +136,8 @@ async fn a_version_that_crashes_during_stage_two_is_rolled_back_at_the_crash() {
     assert_eq!(world.weights().await, [("v1".to_owned(), 100)]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release() {
-    let world = World::start().await;
+async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release(provider: Provider) {
+    let world = World::start_on(provider).await;
     // Webhooks hear each step; the first post fails and is retried.
     let webhook = Webhook::start().await;
     // The webhook's URL (its path and query are its credential) comes from a file, as a mounted Secret would give it.
@@ -152,9 +177,8 @@ async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release(
     assert!(!support::SECRETS.iter().any(|secret| summary.contains(secret)), "no secret in the step summary");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_mid_stage_rolls_back_with_the_cancelled_code() {
-    let world = World::start().await;
+async fn sigterm_mid_stage_rolls_back_with_the_cancelled_code(provider: Provider) {
+    let world = World::start_on(provider).await;
     let before = world.route().await;
     let manifest = world.manifest("v2", "2.0.0", |text| text.replace("duration: 6s}", "duration: 30s}"));
     let mut running = world.spawn(&["run"], &manifest);
@@ -163,12 +187,11 @@ async fn sigterm_mid_stage_rolls_back_with_the_cancelled_code() {
     let finished = running.finish().await;
     assert_eq!(finished.code, 13, "{finished:#?}");
     assert_eq!(world.route().await, before, "traffic restored");
-    assert_eq!(world.subsets().await, ["v1"]);
+    assert_eq!(world.routable_versions().await, ["v1"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_run_killed_mid_stage_completes_when_the_same_command_runs_again() {
-    let world = World::start().await;
+async fn a_run_killed_mid_stage_completes_when_the_same_command_runs_again(provider: Provider) {
+    let world = World::start_on(provider).await;
     let manifest = world.manifest("v2", "2.0.0", |text| text);
     let mut running = world.spawn(&["run"], &manifest);
     running.wait_for("stage-started", Duration::from_secs(60), stage_started(1)).await;
@@ -195,9 +218,8 @@ async fn a_run_killed_mid_stage_completes_when_the_same_command_runs_again() {
     assert_eq!(world.weights().await, [("v2".to_owned(), 100)]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_second_run_on_the_same_service_is_locked_out_and_the_first_unaffected() {
-    let world = World::start().await;
+async fn a_second_run_on_the_same_service_is_locked_out_and_the_first_unaffected(provider: Provider) {
+    let world = World::start_on(provider).await;
     let first_manifest = world.manifest("v2", "2.0.0", |text| text.replace("duration: 6s}", "duration: 9s}"));
     let second_manifest = world.manifest("v3", "3.0.0", |text| text);
     let mut first = world.spawn(&["run"], &first_manifest);

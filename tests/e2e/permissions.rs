@@ -35,14 +35,6 @@ impl Setup {
             Setup::GatewayApi => World::start_gateway_api(|text| text).await,
         }
     }
-
-    /// What the release manifests add for the provider.
-    fn traffic(self) -> &'static str {
-        match self {
-            Setup::Istio => "",
-            Setup::GatewayApi => "traffic:\n  gatewayAPI: {}\n",
-        }
-    }
 }
 
 fn rbac_documents(setup: Setup) -> Vec<Value> {
@@ -113,13 +105,12 @@ fn output(finished: &Finished) -> String {
 /// The scenario's manifests: the time-compressed release of [`crate::support::release_manifest`].
 struct Scenario<'w> {
     world: &'w World,
-    setup: Setup,
     kubeconfig: PathBuf,
 }
 
 impl Scenario<'_> {
     fn manifest(&self, version: &str, tag: &str) -> PathBuf {
-        self.world.manifest(version, tag, |text| format!("{text}{}", self.setup.traffic()))
+        self.world.manifest(version, tag, |text| text)
     }
 
     /// `fledge ARGS MANIFEST` as the ServiceAccount; `Err` unless `expected(finished)`.
@@ -236,7 +227,7 @@ async fn the_service_account_can_do_everything_fledge_does(setup: Setup) {
         assert!(applied.contains(line), "kubectl apply -f manifests/ lacks {line:?}:\n{applied}");
     }
     let kubeconfig = world.service_account_kubeconfig("bookinfo", "fledge").await;
-    let scenario = Scenario { world: &world, setup, kubeconfig };
+    let scenario = Scenario { world: &world, kubeconfig };
     if let Err(failure) = scenario.run().await {
         panic!("step `{}` failed as {USER}:\n{}", failure.step, failure.output);
     }
@@ -306,7 +297,7 @@ async fn fails_without_the_rule_for(setup: Setup, resource: &str) {
     let world = setup.world().await;
     apply_rbac(&world, setup, Some(index)).await;
     let kubeconfig = world.service_account_kubeconfig("bookinfo", "fledge").await;
-    let failure = Scenario { world: &world, setup, kubeconfig }
+    let failure = Scenario { world: &world, kubeconfig }
         .run()
         .await
         .expect_err("the scenario cannot pass without a rule it needs");

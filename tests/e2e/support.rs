@@ -60,8 +60,36 @@ promote: {{scaleDownDelay: 2s}}
     )
 }
 
+/// Which traffic provider a world's bookinfo is routed by, and its release manifests name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// A VirtualService and a DestinationRule (examples/sim/bookinfo.yaml).
+    Istio,
+    /// An HTTPRoute and a Service per version (examples/sim/bookinfo-gateway-api.yaml).
+    GatewayApi,
+}
+
+impl Provider {
+    fn scenario(self) -> &'static str {
+        match self {
+            Provider::Istio => "examples/sim/bookinfo.yaml",
+            Provider::GatewayApi => "examples/sim/bookinfo-gateway-api.yaml",
+        }
+    }
+
+    /// What a release manifest adds to name the provider (Istio is the default).
+    fn traffic(self) -> &'static str {
+        match self {
+            Provider::Istio => "",
+            Provider::GatewayApi => "traffic:\n  gatewayAPI: {httpRoute: reviews}\n",
+        }
+    }
+}
+
 /// A cluster with bookinfo and a Prometheus that sees its traffic.
 pub struct World {
+    /// The traffic provider bookinfo is routed by.
+    pub provider: Provider,
     /// Every version of the DestinationRule `reviews` seen since the world started (first: its watch stops before
     /// the simulator does).
     pub rules_seen: RulesSeen,
@@ -297,24 +325,30 @@ impl World {
     /// A world on bookinfo changed by `customize` (the scenario's text), with `nodes` nodes. Against a real cluster,
     /// the cluster must look like the customized scenario.
     pub async fn start_with(nodes: usize, customize: impl FnOnce(String) -> String) -> World {
-        World::start_from("examples/sim/bookinfo.yaml", nodes, customize).await
+        World::start_from(Provider::Istio, nodes, customize).await
     }
 
     /// A world on bookinfo routed by the Gateway API (examples/sim/bookinfo-gateway-api.yaml) changed by
     /// `customize`.
     pub async fn start_gateway_api(customize: impl FnOnce(String) -> String) -> World {
-        World::start_from("examples/sim/bookinfo-gateway-api.yaml", 3, customize).await
+        World::start_from(Provider::GatewayApi, 3, customize).await
     }
 
-    /// A world on the scenario `file` (relative to the workspace) changed by `customize`, with `nodes` nodes.
-    pub async fn start_from(file: &str, nodes: usize, customize: impl FnOnce(String) -> String) -> World {
+    /// A world on bookinfo routed by `provider`, as its scenario describes it.
+    pub async fn start_on(provider: Provider) -> World {
+        World::start_from(provider, 3, |text| text).await
+    }
+
+    /// A world on the scenario of `provider` changed by `customize`, with `nodes` nodes.
+    async fn start_from(provider: Provider, nodes: usize, customize: impl FnOnce(String) -> String) -> World {
+        let file = provider.scenario();
         let dir = tempfile::tempdir().unwrap();
         if let Ok(kubeconfig) = std::env::var("FLEDGE_E2E_KUBECONFIG") {
             let prometheus_url = std::env::var("FLEDGE_E2E_PROMETHEUS")
                 .expect("FLEDGE_E2E_PROMETHEUS must name the Prometheus that scrapes the cluster's Istio metrics");
             let kubeconfig = PathBuf::from(kubeconfig);
             let rules_seen = RulesSeen::watch(&kubeconfig, "bookinfo").await;
-            return World { _sim: None, _prometheus: None, prometheus_url, kubeconfig, dir, rules_seen };
+            return World { provider, _sim: None, _prometheus: None, prometheus_url, kubeconfig, dir, rules_seen };
         }
         let text = customize(std::fs::read_to_string(workspace().join(file)).unwrap());
         let mut scenario = Scenario::parse(&text).unwrap();
@@ -326,6 +360,7 @@ impl World {
         let prometheus = TestPrometheus::start(&[&target]).await;
         let rules_seen = RulesSeen::watch(&kubeconfig, "bookinfo").await;
         let world = World {
+            provider,
             prometheus_url: prometheus.url.clone(),
             _sim: Some(sim),
             _prometheus: Some(prometheus),
@@ -395,9 +430,10 @@ impl World {
         .await;
     }
 
-    /// Writes a release manifest of `version` with image tag `tag` ([`release_manifest`]), changed by `customize`.
+    /// Writes a release manifest of `version` with image tag `tag` ([`release_manifest`]) through the world's
+    /// provider, changed by `customize`.
     pub fn manifest(&self, version: &str, tag: &str, customize: impl FnOnce(String) -> String) -> PathBuf {
-        let text = release_manifest("bookinfo", version, tag, &self.prometheus_url);
+        let text = release_manifest("bookinfo", version, tag, &self.prometheus_url) + self.provider.traffic();
         let path = self.dir.path().join(format!("{version}-{}.yaml", tag.replace(['/', ':'], "_")));
         std::fs::write(&path, customize(text)).unwrap();
         path
@@ -509,20 +545,49 @@ impl World {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
-    /// The VirtualService's spec.
-    pub async fn route(&self) -> Value {
-        self.kubectl_json(&["get", "virtualservice", "reviews", "-n", "bookinfo"]).await["spec"].clone()
+    /// The route `reviews` (the VirtualService, or the HTTPRoute) as a person wrote it and fledge changed it:
+    /// without bookkeeping ([`without_bookkeeping`]) or status.
+    pub async fn route_object(&self) -> Value {
+        let kind = match self.provider {
+            Provider::Istio => "virtualservice",
+            Provider::GatewayApi => "httproute",
+        };
+        let mut route = self.object(kind, "reviews").await;
+        route.as_object_mut().unwrap().remove("status");
+        route
     }
 
-    /// The DestinationRule's subset names.
-    pub async fn subsets(&self) -> Vec<String> {
-        let rule = self.kubectl_json(&["get", "destinationrule", "reviews", "-n", "bookinfo"]).await;
-        rule["spec"]["subsets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|subset| subset["name"].as_str().map(str::to_owned))
-            .collect()
+    /// The route's spec.
+    pub async fn route(&self) -> Value {
+        self.route_object().await["spec"].clone()
+    }
+
+    /// The versions traffic can be sent to: the DestinationRule's subsets, or the versions with a Service of their
+    /// own (`reviews-<version>`, selecting it).
+    pub async fn routable_versions(&self) -> Vec<String> {
+        match self.provider {
+            Provider::Istio => {
+                let rule = self.kubectl_json(&["get", "destinationrule", "reviews", "-n", "bookinfo"]).await;
+                rule["spec"]["subsets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|subset| subset["name"].as_str().map(str::to_owned))
+                    .collect()
+            }
+            Provider::GatewayApi => {
+                let services = self.kubectl_json(&["get", "services", "-n", "bookinfo"]).await;
+                services["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|service| {
+                        service["metadata"]["name"].as_str().is_some_and(|name| name.starts_with("reviews-"))
+                    })
+                    .filter_map(|service| service["spec"]["selector"]["version"].as_str().map(str::to_owned))
+                    .collect()
+            }
+        }
     }
 
     /// A Deployment, or `None`.
@@ -531,19 +596,36 @@ impl World {
         list["items"].as_array().into_iter().flatten().find(|item| item["metadata"]["name"] == name).cloned()
     }
 
-    /// The subsets and weights of the managed route: `[("v1", 80), ("v2", 20)]`.
+    /// The versions of the managed route (the VirtualService's first http route; the HTTPRoute's rule `primary`)
+    /// and the share of its traffic each gets, in percent: `[("v1", 80), ("v2", 20)]`. (Istio's weights are those
+    /// shares; a backendRef's weight is relative to the others', 1 when not written.)
     pub async fn weights(&self) -> Vec<(String, i64)> {
         let route = self.route().await;
-        route["http"][0]["route"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|entry| {
-                (
-                    entry["destination"]["subset"].as_str().unwrap_or_default().to_owned(),
-                    entry["weight"].as_i64().unwrap_or(100),
-                )
-            })
+        let (entries, version_of): (_, fn(&Value) -> String) = match self.provider {
+            Provider::Istio => (route["http"][0]["route"].clone(), |entry| {
+                entry["destination"]["subset"].as_str().unwrap_or_default().to_owned()
+            }),
+            Provider::GatewayApi => {
+                let rules = route["rules"].as_array().cloned().unwrap_or_default();
+                let primary = rules.into_iter().find(|rule| rule["name"] == "primary").unwrap_or_default();
+                (primary["backendRefs"].clone(), |entry| {
+                    entry["name"].as_str().unwrap_or_default().trim_start_matches("reviews-").to_owned()
+                })
+            }
+        };
+        let entries = entries.as_array().cloned().unwrap_or_default();
+        let default_weight = match self.provider {
+            Provider::Istio if entries.len() == 1 => 100,
+            Provider::Istio => 0,
+            Provider::GatewayApi => 1,
+        };
+        let weights: Vec<i64> =
+            entries.iter().map(|entry| entry["weight"].as_i64().unwrap_or(default_weight)).collect();
+        let total: i64 = weights.iter().sum();
+        entries
+            .iter()
+            .zip(weights)
+            .map(|(entry, weight)| (version_of(entry), if total > 0 { weight * 100 / total } else { 0 }))
             .collect()
     }
 }
