@@ -210,10 +210,10 @@ pub(crate) enum Concurrent {
     Abort,
 }
 
-/// Whether a case runs on the Gateway API too: the signal, kill -9, API-fault and hand-edit cases (and the
-/// baselines they are read against).
+/// Whether a case runs on the Gateway API too: the signal, kill -9, API-fault (the API unreachable included) and
+/// hand-edit cases (and the baselines they are read against).
 fn on_both_providers(script: &Script) -> bool {
-    matches!(script, Script::Release { .. } | Script::Signal { .. } | Script::HandEdit(_))
+    matches!(script, Script::Release { .. } | Script::Signal { .. } | Script::HandEdit(_) | Script::ApiOutage { .. })
 }
 
 /// Every case of the matrix: each on Istio, and those [`on_both_providers`] again on the Gateway API.

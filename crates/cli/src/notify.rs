@@ -33,13 +33,18 @@ struct Target {
 /// A webhook's URL, from the manifest, its file or its environment variable; `Err` says why it cannot be had,
 /// without the URL.
 fn resolve(source: &WebhookSource) -> Result<String, String> {
+    resolve_with(source, |name| std::env::var(name).ok())
+}
+
+/// [`resolve`], with the environment variables `variable` gives.
+fn resolve_with(source: &WebhookSource, variable: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let url = match source {
         WebhookSource::Url(url) => url.clone(),
         WebhookSource::File(path) => std::fs::read_to_string(path)
             .map_err(|error| format!("failed to read file {}: {error}", path.display()))?
             .trim()
             .to_owned(),
-        WebhookSource::Env(name) => std::env::var(name).map_err(|_| format!("${name} is not set"))?.trim().to_owned(),
+        WebhookSource::Env(name) => variable(name).ok_or_else(|| format!("${name} is not set"))?.trim().to_owned(),
     };
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(url)
@@ -171,6 +176,11 @@ mod tests {
         assert_eq!(
             resolve(&WebhookSource::Env("FLEDGE_TEST_UNSET_WEBHOOK".into())).unwrap_err(),
             "$FLEDGE_TEST_UNSET_WEBHOOK is not set"
+        );
+        let environment = |name: &str| (name == "SLACK_WEBHOOK").then(|| " https://hooks.example.com/T0/B0/Y\n".into());
+        assert_eq!(
+            resolve_with(&WebhookSource::Env("SLACK_WEBHOOK".into()), environment).unwrap(),
+            "https://hooks.example.com/T0/B0/Y"
         );
         let garbage = dir.path().join("garbage");
         std::fs::write(&garbage, "secret-but-not-a-url").unwrap();

@@ -266,3 +266,6 @@ async fn renew(leases: &Api<Lease>, name: &str, holder: &str) -> Result<Renewal,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
