@@ -32,8 +32,11 @@ fn stderr(output: &std::process::Output) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn generator_commands_send_protobuf_and_their_objects_are_stored() {
     let cluster = TestCluster::start(&bookinfo()).await;
-    // Each of these sends its object as application/vnd.kubernetes.protobuf.
-    cluster.kubectl_ok(&["create", "namespace", "shop"]).await;
+    // Each of these sends its object as application/vnd.kubernetes.protobuf (kubectl logs its headers at -v=7).
+    let created = cluster.kubectl(&["create", "namespace", "shop", "-v=7"]).await;
+    let log = String::from_utf8_lossy(&created.stderr);
+    assert!(created.status.success(), "{log}");
+    assert!(log.contains("Content-Type: application/vnd.kubernetes.protobuf"), "a protobuf body:\n{log}");
     cluster.kubectl_ok(&["create", "configmap", "settings", "-n", "shop", "--from-literal=mode=fast"]).await;
     cluster
         .kubectl_ok(&["create", "secret", "generic", "credentials", "-n", "shop", "--from-literal=password=s3cret"])
@@ -243,8 +246,15 @@ async fn lists_come_in_pages_from_one_snapshot_and_old_continue_tokens_expire() 
     let chunked = cluster.kubectl_ok(&["get", "configmaps", "-n", "bookinfo", "--chunk-size=2", "-o", "name"]).await;
     let names: Vec<&str> = chunked.lines().filter(|line| line.contains("page-")).collect();
     assert_eq!(names, (0..5).map(|index| format!("configmap/page-{index}")).collect::<Vec<_>>());
-    let table = cluster.kubectl_ok(&["get", "pods", "-n", "bookinfo", "--chunk-size=1"]).await;
+    // kubectl logs each request at -v=6: one list request per page, each asking for one object.
+    let paged = cluster.kubectl(&["get", "pods", "-n", "bookinfo", "--chunk-size=1", "-v=6"]).await;
+    let table = String::from_utf8_lossy(&paged.stdout);
     assert_eq!(table.lines().count(), 4, "a header and the three pods of reviews-v1, one page each:\n{table}");
+    let log = String::from_utf8_lossy(&paged.stderr);
+    let pages: Vec<&str> = log.lines().filter(|line| line.contains("/namespaces/bookinfo/pods?")).collect();
+    assert_eq!(pages.len(), 3, "three pages:\n{log}");
+    assert!(pages.iter().all(|line| line.contains("limit=1") && line.contains(" 200 OK")), "{pages:#?}");
+    assert_eq!(pages.iter().filter(|line| line.contains("continue=")).count(), 2, "{pages:#?}");
 
     let first = parse(&cluster.kubectl_ok(&["get", "--raw", "/api/v1/namespaces/bookinfo/configmaps?limit=2"]).await);
     let revision = first["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
