@@ -1,12 +1,12 @@
 //! `fledge demo`: a whole release, then a rollback, on a simulated cluster with a real Prometheus, shown as a user
 //! would watch them.
 
-use super::release::result_line;
 use crate::adapters::{SetupError, ports_for};
 use crate::cli::{LogFormat, Provider};
 use crate::launch::{Launch, Signals, launch_release, run_id};
 use crate::progress::EventWriter;
 use crate::simulation::{SimulatedWorld, WorldError};
+use crate::views::release::render_result;
 use fledge_core::{Outcome, Release, RollbackReason};
 use fledge_sim::prometheus::PrometheusError;
 use fledge_sim::scenario::Scenario;
@@ -105,6 +105,6 @@ async fn run_release(world: &SimulatedWorld, release: &Release, log_format: LogF
     let launch = Launch { run_id: run_id(), approve: false, signals: Signals::Handled(writer.clone()), abort: false };
     let started = Instant::now();
     let outcome = launch_release(release, &ports, writer.reporter(), launch).await;
-    say(&format!("{} ({:.0}s)", result_line(release, outcome, writer.detail()), started.elapsed().as_secs_f64()));
+    say(&format!("{} ({:.0}s)", render_result(release, outcome, writer.detail()), started.elapsed().as_secs_f64()));
     Ok(outcome)
 }

@@ -68,26 +68,11 @@ async fn gate(
     let mut gate = PodGate::start(client, target.clone(), GatePolicy::from(&release.gate))
         .on_progress(move |detail| progress(&format!("gate {deployment}: waiting: {detail}")));
     let outcome = gate.wait_healthy(release.gate.timeout.as_std()).await.map_err(GateCommandError::Gate)?;
-    let mut stdout = std::io::stdout().lock();
-    let seconds = |elapsed: std::time::Duration| format!("{:.1}s", elapsed.as_secs_f64());
-    match outcome {
-        GateOutcome::Healthy { elapsed } => {
-            let replicas = release.deploy.replicas.map_or_else(|| "every".to_owned(), |replicas| replicas.to_string());
-            let _ = writeln!(
-                stdout,
-                "{}: healthy after {}: {replicas} pod(s) Ready and stable for {}",
-                target.deployment,
-                seconds(elapsed),
-                release.gate.stable_for
-            );
-            Ok(super::SUCCEEDED)
-        }
-        GateOutcome::Failed { failure, diagnostics, elapsed } => {
-            let _ = writeln!(stdout, "{}: failed after {}: {failure}", target.deployment, seconds(elapsed));
-            let _ = writeln!(stdout, "hint: {}", failure.kind.hint());
-            let _ = writeln!(stdout);
-            let _ = write!(stdout, "{diagnostics}");
-            Ok(Outcome::RolledBack(RollbackReason::for_gate_failure(failure.kind)))
-        }
-    }
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(crate::views::gate::render(release, &target.deployment, &outcome).as_bytes());
+    Ok(match outcome {
+        GateOutcome::Healthy { .. } => super::SUCCEEDED,
+        GateOutcome::Failed { failure, .. } => Outcome::RolledBack(RollbackReason::for_gate_failure(failure.kind)),
+    })
 }

@@ -19,23 +19,15 @@ async fn plan(release: &Release, cluster: &ClusterArguments) -> Result<Outcome, 
     let ports = connect_ports(release, cluster, None, None).await?;
     let (_never, cancel) = tokio::sync::watch::channel(false);
     let runner = Runner::new(release.clone(), &ports, RunOptions::default(), std::sync::Arc::new(|_| {}), cancel);
-    let service = &release.service;
     let (stdout, stderr) = (&mut std::io::stdout().lock(), &mut std::io::stderr().lock());
     match runner.plan().await {
         Ok(Plan::Resumes { phase }) => {
-            let _ = writeln!(
-                stdout,
-                "{} {} is in flight at {phase}: `fledge run` on this manifest resumes it",
-                service.name, service.version
-            );
+            let _ = stdout.write_all(crate::views::plan::render_resumes(release, &phase).as_bytes());
             Ok(super::SUCCEEDED)
         }
         Ok(Plan::Blocked { version, phase }) => {
-            let _ = writeln!(
-                stderr,
-                "locked: the release of {} {version} is in flight ({phase}); finish it with its manifest, or `fledge abort`",
-                service.name
-            );
+            let text = crate::views::plan::render_blocked(release, &version, &phase);
+            let _ = stderr.write_all(text.as_bytes());
             Ok(Outcome::Locked)
         }
         Ok(Plan::Ready(preflight)) => {

@@ -101,21 +101,10 @@ async fn release_to_outcome(
         write_reports(&release, outcome, &recorder, reports);
     }
     let line = if outcome == Outcome::Promoted && action == Action::Abort {
-        format!("{}: nothing to abort", release.service.name)
+        crate::views::release::render_nothing_to_abort(&release)
     } else {
-        result_line(&release, outcome, writer.detail())
+        crate::views::release::render_result(&release, outcome, writer.detail())
     };
     let _ = writeln!(std::io::stdout().lock(), "{line}");
     Ok(outcome)
-}
-
-/// The result of a release in one line: `reviews v3: rolled-back-metrics: <why>`.
-pub(super) fn result_line(release: &Release, outcome: Outcome, detail: Option<String>) -> String {
-    let service = format!("{} {}", release.service.name, release.service.version);
-    match (outcome, detail) {
-        (Outcome::Promoted | Outcome::AwaitingApproval | Outcome::Locked, _) | (_, None) => {
-            format!("{service}: {outcome}")
-        }
-        (_, Some(detail)) => format!("{service}: {outcome}: {detail}"),
-    }
 }

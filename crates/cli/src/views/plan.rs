@@ -1,7 +1,7 @@
 //! What `fledge plan` shows: the preflight that passed, then what the release would change, step by step.
 
-use fledge_core::Release;
 use fledge_core::release::{PinnedRoutes, TrafficProvider};
+use fledge_core::{Phase, Release};
 use fledge_runner::Preflight;
 use std::fmt::Write as _;
 
@@ -97,4 +97,18 @@ pub(crate) fn render(release: &Release, preflight: &Preflight) -> String {
         let _ = writeln!(out, "    {name}: {query}");
     }
     out
+}
+
+/// `fledge plan` on a release already in flight at `phase`: running the manifest resumes it.
+pub(crate) fn render_resumes(release: &Release, phase: &Phase) -> String {
+    let service = &release.service;
+    format!("{} {} is in flight at {phase}: `fledge run` on this manifest resumes it\n", service.name, service.version)
+}
+
+/// `fledge plan` while another version's release (`version`, at `phase`) holds the service.
+pub(crate) fn render_blocked(release: &Release, version: &str, phase: &Phase) -> String {
+    format!(
+        "locked: the release of {} {version} is in flight ({phase}); finish it with its manifest, or `fledge abort`\n",
+        release.service.name
+    )
 }
