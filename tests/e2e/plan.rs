@@ -50,3 +50,28 @@ async fn plan_and_run_stop_at_preflight_when_the_api_server_would_refuse_the_dep
     assert!(world.deployment("reviews-v2").await.is_none());
     assert_eq!(world.object("virtualservice", "reviews").await, service, "the route is untouched");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_of_a_release_in_flight_says_run_resumes_it_and_of_another_version_that_it_is_locked() {
+    let world = World::start().await;
+    let approval = world.manifest("v2", "2.0.0", |text| {
+        text.replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 6s, approval: true}")
+    });
+    let waiting = world.fledge(&["run"], &approval).await;
+    assert_eq!(waiting.code, 4, "{waiting:#?}");
+
+    let same = world.fledge(&["plan"], &approval).await;
+    assert_eq!(same.code, 0, "{same:#?}");
+    assert_eq!(
+        same.stdout,
+        "reviews v2 is in flight at awaiting approval after stage 1: `fledge run` on this manifest resumes it\n"
+    );
+    let other = world.fledge(&["plan"], &world.manifest("v3", "3.0.0", |text| text)).await;
+    assert_eq!(other.code, 5, "{other:#?}");
+    assert_eq!(other.stdout, "");
+    assert!(
+        other.other.iter().any(|line| line
+            == "locked: the release of reviews v2 is in flight (awaiting approval after stage 1); finish it with its manifest, or `fledge abort`"),
+        "{other:#?}"
+    );
+}
