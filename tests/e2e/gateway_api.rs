@@ -187,3 +187,58 @@ async fn the_istio_provider_refuses_a_service_an_http_route_routes_too() {
     assert!(world.deployment("reviews-v2").await.is_none(), "nothing was deployed");
     assert_eq!(world.object("virtualservices", "reviews").await, virtual_service, "the VirtualService is untouched");
 }
+
+/// The rich route with a `debug` rule first, pinned to the live version's Service by a header match.
+fn with_debug_rule(text: String) -> String {
+    rich(text).replace(
+        "      rules:\n        - name: archive\n",
+        "      rules:\n        - name: debug\n          matches: [{headers: [{name: x-debug, value: \"1\"}]}]\n          backendRefs: [{name: reviews-v1, port: 9080}]\n        - name: archive\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_pinned_to_the_live_service_is_moved_at_promotion_so_nothing_points_at_the_removed_service() {
+    let world = World::start_gateway_api(with_debug_rule).await;
+    let original = world.route_object().await;
+    assert_eq!(original["spec"]["rules"][0]["backendRefs"][0]["name"], "reviews-v1", "the scenario pins a rule");
+    // Two rules send to reviews now: the manifest names the one fledge manages.
+    let manifest = world
+        .manifest("v2", "2.0.0", |text| text.replace("{httpRoute: reviews}", "{httpRoute: reviews, rule: primary}"));
+
+    let plan = world.fledge(&["plan"], &manifest).await;
+    assert_eq!(plan.code, 0, "{plan:#?}");
+    let pinned =
+        "  pinned    HTTPRoute reviews rule debug (#0): moved to v2 at promotion (traffic.pinnedRoutes: move)\n";
+    assert!(plan.stdout.contains(pinned), "`fledge plan` lacks {pinned:?}:\n{}", plan.stdout);
+
+    let promoted = world.fledge(&["run"], &manifest).await;
+    assert_eq!(promoted.code, 0, "{promoted:#?}");
+    let mut expected = original.clone();
+    expected["spec"]["rules"][0]["backendRefs"][0]["name"] = json!("reviews-v2");
+    expected["spec"]["rules"][2]["backendRefs"][0]["name"] = json!("reviews-v2");
+    assert_eq!(
+        world.route_object().await,
+        expected,
+        "the managed rule and the pinned rule send to v2, nothing else changed"
+    );
+    assert!(service(&world, "reviews-v1").await.is_none(), "the old version's Service is removed");
+    assert_eq!(world.dangling_backends().await, Vec::<String>::new(), "no backendRef to a missing Service");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuse_stops_a_release_whose_live_service_a_rule_is_pinned_to() {
+    let world = World::start_gateway_api(with_debug_rule).await;
+    let original = world.route_object().await;
+    let manifest = world.manifest("v2", "2.0.0", |text| {
+        text.replace(
+            "  gatewayAPI: {httpRoute: reviews}\n",
+            "  gatewayAPI: {httpRoute: reviews, rule: primary}\n  pinnedRoutes: refuse\n",
+        )
+    });
+    let refused = world.fledge(&["run"], &manifest).await;
+    assert_eq!(refused.code, 3, "{refused:#?}");
+    let failed = refused.event("preflight-failed").expect("preflight failed");
+    assert!(failed["error"].as_str().unwrap().contains("HTTPRoute reviews rule debug (#0)"), "{failed}");
+    assert_eq!(world.route_object().await, original, "the route is untouched");
+    assert!(world.deployment("reviews-v2").await.is_none(), "nothing was deployed");
+}
