@@ -614,9 +614,9 @@ impl World {
             }
         };
         let entries = entries.as_array().cloned().unwrap_or_default();
+        // Istio's lone destination takes everything; a backendRef's weight defaults to 1.
         let default_weight = match self.provider {
-            Provider::Istio if entries.len() == 1 => 100,
-            Provider::Istio => 0,
+            Provider::Istio => 100,
             Provider::GatewayApi => 1,
         };
         let weights: Vec<i64> =

@@ -72,6 +72,7 @@ async fn cut_list_bodies_unanswered_requests_and_an_outage_are_ridden_out() {
         let list = api.list(&ListParams::default()).await.expect("a cut body is read again");
         assert_eq!(list.items.len(), 1);
     }
+    assert!(sim.faults().injected().cut_bodies > 0, "bodies were cut");
 
     sim.faults().set(FaultSettings { no_answer_rate: 1.0, ..FaultSettings::default() });
     let waiting = tokio::spawn({
@@ -82,8 +83,14 @@ async fn cut_list_bodies_unanswered_requests_and_an_outage_are_ridden_out() {
             (answer.map(|_| ()), started.elapsed())
         }
     });
-    // The first attempt waits its 10 s deadline; by then the server answers again.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once the first attempt is left unanswered, the server answers again; that attempt waits its 10 s deadline.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while sim.faults().injected().no_answers == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the request reached the server");
     sim.faults().set(FaultSettings::default());
     let (answer, took) = waiting.await.unwrap();
     answer.expect("answered after the unanswered attempt");
