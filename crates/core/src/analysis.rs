@@ -155,6 +155,8 @@ pub enum AnalysisAbort {
         /// Consecutive rounds with an error.
         consecutive_errors: u32,
     },
+    /// A counted check's sequential test found the new version worse.
+    Regression,
 }
 
 impl std::fmt::Display for AnalysisAbort {
@@ -167,6 +169,9 @@ impl std::fmt::Display for AnalysisAbort {
                 formatter,
                 "{consecutive_errors} check round(s) in a row could not query Prometheus (analysis.queryErrorLimit)"
             ),
+            AnalysisAbort::Regression => {
+                write!(formatter, "a counted check's sequential test found the new version worse")
+            }
         }
     }
 }

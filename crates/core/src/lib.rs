@@ -11,6 +11,7 @@
 //! most important decisions of a release can be tested without any of them.
 
 pub mod analysis;
+pub mod counted_checks;
 pub mod duration;
 mod error_chain;
 pub mod names;
@@ -21,6 +22,7 @@ pub mod phase;
 pub mod ports;
 pub mod query_template;
 pub mod release;
+pub mod sequential;
 pub mod state;
 pub mod statistics;
 pub mod verdict;

@@ -209,6 +209,14 @@ pub trait MetricsAnalyzer: Send + Sync {
         judge_since: jiff::Timestamp,
         budget: Duration,
     ) -> impl Future<Output = Round> + Send;
+
+    /// Reads the counters of every counted check (`analysis.metrics` with `detect`), both versions at one instant,
+    /// within `budget`. Empty when the release has no counted check.
+    fn counts(
+        &self,
+        live_version: &str,
+        budget: Duration,
+    ) -> impl Future<Output = Vec<crate::counted_checks::CountedReading>> + Send;
 }
 
 /// Who holds the release lock.

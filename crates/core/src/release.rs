@@ -171,6 +171,26 @@ pub struct Analysis {
     pub metrics: Vec<MetricCheck>,
     /// Which proxies report the builtins' requests; `None` means "what Prometheus shows for the live version".
     pub data_plane: Option<DataPlane>,
+    /// The chance, per release, that counted checks roll back a version that is not worse (0.01: 1%). Split evenly
+    /// over the counted checks.
+    pub false_alarm: f64,
+}
+
+impl Analysis {
+    /// The counted checks, judged by the sequential test.
+    pub fn counted_checks(&self) -> impl Iterator<Item = &MetricCheck> {
+        self.metrics.iter().filter(|check| check.is_counted())
+    }
+
+    /// The checks judged in rounds: thresholds, comparisons and the Mann-Whitney judge.
+    pub fn round_checks(&self) -> impl Iterator<Item = &MetricCheck> {
+        self.metrics.iter().filter(|check| !check.is_counted())
+    }
+
+    /// The false-alarm rate of each counted check's test: `false_alarm` split evenly over them.
+    pub fn false_alarm_per_check(&self) -> f64 {
+        self.false_alarm / self.counted_checks().count().max(1) as f64
+    }
 }
 
 /// Istio's data plane, which decides which proxy reports a request to the service's pods.
@@ -228,11 +248,19 @@ pub struct MetricCheck {
 }
 
 impl MetricCheck {
-    /// The unit of the check's values (`%`, `ms`), empty for custom queries.
+    /// Whether the check counts bad requests and is judged by the sequential test.
+    pub fn is_counted(&self) -> bool {
+        matches!(self.threshold, Threshold::Sequential { .. })
+    }
+
+    /// The unit of the check's values (`%`, `ms`), empty for custom queries. A counted check's values are shares
+    /// of bad requests, in percent.
     pub fn unit(&self) -> &'static str {
-        match &self.source {
-            MetricSource::Builtin(builtin) => builtin.unit(),
-            MetricSource::Query(_) => "",
+        match (&self.source, &self.threshold) {
+            (_, Threshold::Sequential { .. }) => "%",
+            (MetricSource::Builtin(builtin), _) => builtin.unit(),
+            (MetricSource::SlowRequests { .. } | MetricSource::Counted { .. }, _) => "%",
+            (MetricSource::Query(_), _) => "",
         }
     }
 
@@ -271,6 +299,14 @@ impl MetricCheck {
                     confidence * 100.0
                 )
             }
+            Threshold::Sequential { detect } => {
+                let bad = match &self.source {
+                    MetricSource::Builtin(BuiltinMetric::SuccessRate) => "failed requests".to_owned(),
+                    MetricSource::SlowRequests { slower_than } => format!("requests slower than {slower_than}"),
+                    _ => "bad requests".to_owned(),
+                };
+                format!("no more {bad} than the previous version, catching {detect} (sequential test)")
+            }
         }
     }
 }
@@ -283,6 +319,18 @@ pub enum MetricSource {
     Builtin(BuiltinMetric),
     /// A PromQL template with `{{service}}`, `{{namespace}}`, `{{version}}`, `{{previousVersion}}`, `{{window}}`.
     Query(String),
+    /// The share of requests slower than a bound of Istio's duration histogram (a counted check).
+    SlowRequests {
+        /// The bound: one of the histogram's bucket boundaries.
+        slower_than: Duration,
+    },
+    /// Two counters of one version, as PromQL templates: its bad requests and all its requests (a counted check).
+    Counted {
+        /// The counter of bad requests.
+        bad: String,
+        /// The counter of all requests.
+        total: String,
+    },
 }
 
 /// fledge's builtin metrics, computed from Istio's standard telemetry of the versioned workload.
@@ -344,6 +392,12 @@ pub enum Threshold {
         /// Which direction of difference fails the check.
         fail_on: Direction,
     },
+    /// The bad requests of both versions, counted since the release's first stage, are judged after every look by
+    /// a sequential test (`fledge_core::sequential`) whose false-alarm rate is `analysis.falseAlarm`.
+    Sequential {
+        /// The smallest regression worth catching; a stage passes only once its requests could have shown it.
+        detect: crate::sequential::Regression,
+    },
 }
 
 /// A direction of change of a metric.
@@ -376,6 +430,7 @@ impl MetricSource {
             MetricSource::Builtin(BuiltinMetric::SuccessRate) => Direction::Decrease,
             MetricSource::Builtin(BuiltinMetric::LatencyP99) => Direction::Increase,
             MetricSource::Query(_) => Direction::Either,
+            MetricSource::SlowRequests { .. } | MetricSource::Counted { .. } => Direction::Increase,
         }
     }
 }

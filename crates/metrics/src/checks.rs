@@ -13,9 +13,11 @@
 //! ```
 
 use crate::prometheus::{Answer, PrometheusClient, QueryError};
-use crate::queries::{self, Workload};
+use crate::queries::{self, Counters, Workload};
 use fledge_core::analysis::{self, CheckResult, Round, RoundVerdict};
+use fledge_core::counted_checks::CountedReading;
 use fledge_core::release::{Analysis, DataPlane, MetricCheck, MetricSource, Release, Threshold};
+use fledge_core::sequential::Counts;
 use fledge_core::statistics;
 use fledge_core::{CheckVerdict, Duration};
 use tokio::time::Instant;
@@ -83,6 +85,20 @@ fn no_previous_version() -> Evaluation {
     }
 }
 
+/// A counter's value: `None` without a series (nothing counted yet), an error for anything but one whole, finite,
+/// non-negative number.
+fn counter_value(answer: Answer, query: &str, deployment: &str) -> Result<Option<u64>, String> {
+    match answer {
+        Answer::Empty => Ok(None),
+        Answer::One(value) if value.is_finite() && value >= 0.0 => Ok(Some(value.round() as u64)),
+        Answer::One(value) => Err(format!("the counter query for {deployment} returned {value}, not a count: {query}")),
+        Answer::Several(series) => Err(format!(
+            "the counter query for {deployment} returned {} series, not one (wrap it in sum(...)): {query}",
+            series.len()
+        )),
+    }
+}
+
 /// `+12.3%`, `-4.0%`, `+inf%`.
 fn signed_percent(fraction: f64) -> String {
     format!("{:+.1}%", fraction * 100.0)
@@ -109,9 +125,18 @@ impl Analyzer {
         &self.analysis.metrics
     }
 
-    /// The PromQL of `check` for `workload`.
+    /// The PromQL of `check` for `workload` (a counted check's: the bad requests' counter).
     pub fn query(&self, check: &MetricCheck, workload: &Workload) -> Result<String, queries::CustomQueryError> {
+        let previous = self.target.previous.as_ref().map(|previous| previous.version.as_str());
+        if check.is_counted()
+            && let Some(counters) = queries::counters(&check.source, workload, previous)
+        {
+            return counters.map(|counters| counters.describe());
+        }
         match &check.source {
+            MetricSource::SlowRequests { .. } | MetricSource::Counted { .. } => {
+                unreachable!("the manifest makes every slow-requests and bad/total check counted")
+            }
             MetricSource::Builtin(builtin) => Ok(queries::builtin(*builtin, workload, check.window)),
             MetricSource::Query(template) => queries::custom(
                 template,
@@ -122,15 +147,77 @@ impl Analyzer {
         }
     }
 
-    /// Runs every check now. Statistical checks compare samples since `judge_since` (the stage's start). Queries
-    /// are retried until `deadline`; what has no answer by then is an Error.
+    /// Runs every check judged in rounds now (counted checks are read by [`Analyzer::counts`]). Statistical checks
+    /// compare samples since `judge_since` (the stage's start). Queries are retried until `deadline`; what has no
+    /// answer by then is an Error.
     pub async fn round(&self, judge_since: jiff::Timestamp, deadline: Instant) -> Round {
         let checks = futures::future::join_all(
-            self.analysis.metrics.iter().map(|check| self.evaluate(check, judge_since, deadline)),
+            self.analysis.round_checks().map(|check| self.evaluate(check, judge_since, deadline)),
         )
         .await;
         let verdict = RoundVerdict::of(checks.iter().map(|check| check.verdict), self.analysis.no_data);
         Round { checks, verdict }
+    }
+
+    /// Reads every counted check's counters for both versions, every query evaluated at the same second.
+    pub async fn counts(&self, deadline: Instant) -> Vec<CountedReading> {
+        let at =
+            jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or_else(|_| jiff::Timestamp::now());
+        futures::future::join_all(self.analysis.counted_checks().map(|check| async move {
+            let query = self.query(check, &self.target.canary).unwrap_or_default();
+            let counts = self.read_counts(check, at, deadline).await;
+            CountedReading { check: check.name.clone(), query, counts }
+        }))
+        .await
+    }
+
+    async fn read_counts(&self, check: &MetricCheck, at: jiff::Timestamp, deadline: Instant) -> Result<Counts, String> {
+        let previous = self.target.previous.as_ref().ok_or_else(|| no_previous_version().detail)?;
+        let (new, live) = futures::join!(
+            self.read_version_counts(check, &self.target.canary, at, deadline),
+            self.read_version_counts(check, previous, at, deadline)
+        );
+        let ((new_total, new_bad), (live_total, live_bad)) = (new?, live?);
+        Ok(Counts { new_total, new_bad, live_total, live_bad })
+    }
+
+    /// `(all requests, bad requests)` of one version.
+    async fn read_version_counts(
+        &self,
+        check: &MetricCheck,
+        workload: &Workload,
+        at: jiff::Timestamp,
+        deadline: Instant,
+    ) -> Result<(u64, u64), String> {
+        let previous = self.target.previous.as_ref().map(|previous| previous.version.as_str());
+        let counters = queries::counters(&check.source, workload, previous)
+            .expect("a counted check has counters")
+            .map_err(|error| fledge_core::error_chain(&error))?;
+        let read = |query: String| async move {
+            let answered = self.prometheus.instant_at(&query, Some(at), deadline).await;
+            let answer = answered.map_err(|error| fledge_core::error_chain(&error))?.answer;
+            counter_value(answer, &query, &workload.deployment)
+        };
+        match counters {
+            Counters::BadAndTotal { bad, total } => {
+                let (bad, total) = futures::join!(read(bad), read(total));
+                let (bad, total) = (bad?, total?);
+                Ok((total.unwrap_or(0), bad.unwrap_or(0)))
+            }
+            Counters::AllAndFast { all, fast } => {
+                let (all, fast_count) = futures::join!(read(all), read(fast.clone()));
+                match (all?, fast_count?) {
+                    (Some(all), None) if all > 0 => Err(format!(
+                        "Prometheus has {all} request(s) of {} but no histogram bucket at slowerThan: {fast} returned nothing",
+                        workload.deployment
+                    )),
+                    (all, fast) => {
+                        let all = all.unwrap_or(0);
+                        Ok((all, all.saturating_sub(fast.unwrap_or(0))))
+                    }
+                }
+            }
+        }
     }
 
     async fn evaluate(&self, check: &MetricCheck, judge_since: jiff::Timestamp, deadline: Instant) -> CheckResult {
@@ -160,6 +247,12 @@ impl Analyzer {
                     self.statistical(check, query, judge_since, deadline, *confidence, tolerance.fraction(), *fail_on)
                         .await
                 }
+                Threshold::Sequential { .. } => Evaluation {
+                    verdict: CheckVerdict::Error,
+                    value: None,
+                    previous_value: None,
+                    detail: "a counted check is judged at every look, not in rounds".to_owned(),
+                },
             },
         };
         CheckResult {

@@ -4,6 +4,7 @@
 use crate::{AnalysisTarget, Analyzer, PrometheusClient};
 use fledge_core::Release;
 use fledge_core::analysis::Round;
+use fledge_core::counted_checks::CountedReading;
 use fledge_core::ports::{MetricsAnalyzer, PortError};
 use fledge_core::release::DataPlane;
 use std::sync::{Arc, Mutex};
@@ -64,6 +65,12 @@ impl MetricsAnalyzer for PrometheusAnalysis {
                 (check.name.clone(), query)
             })
             .collect()
+    }
+
+    async fn counts(&self, live_version: &str, budget: Duration) -> Vec<CountedReading> {
+        let deadline = tokio::time::Instant::now() + budget;
+        let data_plane = self.data_plane(live_version, deadline).await;
+        self.analyzer(live_version, data_plane).counts(deadline).await
     }
 
     async fn round(&self, live_version: &str, judge_since: jiff::Timestamp, budget: Duration) -> Round {

@@ -290,8 +290,21 @@ impl PrometheusClient {
 
     /// One instant query, evaluated now, retried while transient errors leave time before `deadline`.
     pub async fn instant(&self, query: &str, deadline: Instant) -> Result<Answered<Answer>, QueryError> {
+        self.instant_at(query, None, deadline).await
+    }
+
+    /// One instant query evaluated `at` a second (now when `None`), so that several queries read the same samples.
+    pub async fn instant_at(
+        &self,
+        query: &str,
+        at: Option<jiff::Timestamp>,
+        deadline: Instant,
+    ) -> Result<Answered<Answer>, QueryError> {
         self.with_retries(deadline, || async {
             let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
+            if let Some(at) = at {
+                request = request.at(at.as_second());
+            }
             if let Some(header) = self.authorization()? {
                 request = request.header(AUTHORIZATION, header);
             }

@@ -19,7 +19,7 @@
 //! service's waypoint proxy reports instead (`reporter="waypoint"`, [`DataPlane::Ambient`]). Without requests, the
 //! success-rate is 0/0 = NaN and the latency has no buckets: both are "no data", never a pass.
 
-use fledge_core::release::{BuiltinMetric, DataPlane};
+use fledge_core::release::{BuiltinMetric, DataPlane, MetricSource};
 use fledge_core::{Duration, QueryTemplate, TemplateError, TemplateValues};
 
 /// The workload a query measures: one version's Deployment.
@@ -87,6 +87,76 @@ pub fn request_count(workload: &Workload, window: Duration) -> String {
     format!(r#"sum(increase(istio_requests_total{{{}}}[{window}]))"#, workload.selector())
 }
 
+/// The counters a counted check reads for one workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Counters {
+    /// A counter of bad requests and one of all requests.
+    BadAndTotal {
+        /// Bad requests.
+        bad: String,
+        /// All requests.
+        total: String,
+    },
+    /// Istio's duration histogram: all requests, and those no slower than the bound (its bucket); the slow ones are
+    /// the difference. Kept apart so that a missing bucket is an error, not "no slow request".
+    AllAndFast {
+        /// All requests (the histogram's count).
+        all: String,
+        /// Requests no slower than the bound (the bucket).
+        fast: String,
+    },
+}
+
+impl Counters {
+    /// The query a report shows: the bad requests'.
+    pub fn describe(&self) -> String {
+        match self {
+            Counters::BadAndTotal { bad, .. } => bad.clone(),
+            Counters::AllAndFast { all, fast } => format!("{all} - {fast}"),
+        }
+    }
+}
+
+/// The `le` matcher of a histogram bucket bound: exporters write 500 as `500` (Envoy) or `500.0` (some clients).
+fn bucket_matcher(bound_ms: f64) -> String {
+    if bound_ms.fract() == 0.0 {
+        format!(r#"le=~"{}(\.0+)?""#, bound_ms as u64)
+    } else {
+        format!(r#"le=~"{}""#, bound_ms.to_string().replace('.', "\\."))
+    }
+}
+
+/// The counters of a counted check for one workload; `None` for a check that is not counted.
+pub fn counters(
+    source: &MetricSource,
+    workload: &Workload,
+    previous_version: Option<&str>,
+) -> Option<Result<Counters, CustomQueryError>> {
+    let selector = workload.selector();
+    Some(Ok(match source {
+        MetricSource::Builtin(BuiltinMetric::SuccessRate) => Counters::BadAndTotal {
+            bad: format!(r#"sum(istio_requests_total{{{selector},response_code=~"5.*"}})"#),
+            total: format!(r#"sum(istio_requests_total{{{selector}}})"#),
+        },
+        MetricSource::SlowRequests { slower_than } => Counters::AllAndFast {
+            all: format!(r#"sum(istio_request_duration_milliseconds_count{{{selector}}})"#),
+            fast: format!(
+                r#"sum(istio_request_duration_milliseconds_bucket{{{selector},{}}})"#,
+                bucket_matcher(slower_than.as_millis() as f64)
+            ),
+        },
+        MetricSource::Counted { bad, total } => {
+            let window = Duration::from_secs(60);
+            let render = |template: &str| custom(template, workload, previous_version, window);
+            match (render(bad), render(total)) {
+                (Ok(bad), Ok(total)) => Counters::BadAndTotal { bad, total },
+                (Err(error), _) | (_, Err(error)) => return Some(Err(error)),
+            }
+        }
+        MetricSource::Builtin(BuiltinMetric::LatencyP99) | MetricSource::Query(_) => return None,
+    }))
+}
+
 /// Renders a custom query template for one workload; `previous_version` fills `{{previousVersion}}`.
 pub fn custom(
     template: &str,
@@ -138,6 +208,30 @@ mod tests {
             request_count(&workload, window),
             r#"sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="bookinfo",destination_workload="reviews-v2"}[1m]))"#
         );
+    }
+
+    #[test]
+    fn counted_checks_read_counters_of_the_versioned_workload() {
+        let workload = Workload::of("bookinfo", "reviews", "v2");
+        let selector =
+            r#"reporter="destination",destination_workload_namespace="bookinfo",destination_workload="reviews-v2""#;
+        assert_eq!(
+            counters(&MetricSource::Builtin(BuiltinMetric::SuccessRate), &workload, Some("v1")),
+            Some(Ok(Counters::BadAndTotal {
+                bad: format!(r#"sum(istio_requests_total{{{selector},response_code=~"5.*"}})"#),
+                total: format!(r#"sum(istio_requests_total{{{selector}}})"#),
+            }))
+        );
+        let slow = MetricSource::SlowRequests { slower_than: Duration::from_millis(500) };
+        assert_eq!(
+            counters(&slow, &workload, Some("v1")),
+            Some(Ok(Counters::AllAndFast {
+                all: format!(r#"sum(istio_request_duration_milliseconds_count{{{selector}}})"#),
+                fast: format!(r#"sum(istio_request_duration_milliseconds_bucket{{{selector},le=~"500(\.0+)?"}})"#),
+            }))
+        );
+        assert_eq!(bucket_matcher(0.5), r#"le=~"0\.5""#);
+        assert_eq!(counters(&MetricSource::Builtin(BuiltinMetric::LatencyP99), &workload, None), None);
     }
 
     #[test]

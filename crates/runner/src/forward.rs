@@ -2,7 +2,8 @@
 
 use crate::preflight::Preflight;
 use crate::{Adapters, Event, Monitor, Runner, Stop, cancelled, failed};
-use fledge_core::analysis::{RoundVerdict, StageTally, TallyDecision};
+use fledge_core::analysis::{AnalysisAbort, Round, RoundVerdict, StageTally, TallyDecision};
+use fledge_core::counted_checks::CountedChecks;
 use fledge_core::ports::{
     GateResult, HealthGate, HealthMonitor, MetricsAnalyzer, StateStore, TrafficRouting, Workloads,
 };
@@ -12,6 +13,10 @@ use std::time::Duration;
 
 /// How long a resumed run keeps trying to read the cluster before it gives up without changing anything.
 pub const RESUME_READ_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How often counted checks read their counters: about every scrape of a fast Prometheus. A look between scrapes
+/// finds the counters unchanged and adds nothing; the test's false-alarm rate holds however often it looks.
+pub const LOOK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Waits for the monitor's failure, or forever without a monitor.
 async fn pods_failed<Monitor: HealthMonitor>(monitor: &mut Option<Monitor>) -> fledge_core::GateFailure {
@@ -198,8 +203,10 @@ impl<P: Adapters> Runner<'_, P> {
             }
             Phase::Done => return Ok(record.outcome.unwrap_or(Outcome::Promoted)),
         };
+        // One sequential test per counted check over every stage this run drives: evidence carries across stages.
+        let mut counted = CountedChecks::of(&self.release.analysis);
         for index in first_stage..stages {
-            self.stage(record, index, &mut monitor).await?;
+            self.stage(record, index, &mut monitor, &mut counted).await?;
         }
         self.promote(record, &mut monitor).await?;
         self.cleanup(record).await
@@ -264,8 +271,16 @@ impl<P: Adapters> Runner<'_, P> {
     }
 
     /// One stage: its weight set and read back, then rounds of checks every `analysis.interval` until the stage
-    /// has counted its `duration` (rounds without data or with errors hold the clock), the pods watched throughout.
-    async fn stage(&self, record: &mut RunRecord, index: usize, monitor: &mut Option<Monitor<P>>) -> Result<(), Stop> {
+    /// has counted its `duration` (rounds without data or with errors hold the clock) and its counted checks have
+    /// seen the requests they need; the pods watched throughout, the counted checks' counters read every
+    /// [`LOOK_INTERVAL`].
+    async fn stage(
+        &self,
+        record: &mut RunRecord,
+        index: usize,
+        monitor: &mut Option<Monitor<P>>,
+        counted: &mut CountedChecks,
+    ) -> Result<(), Stop> {
         let stage = self.release.stages[index];
         let mut clock = StageClock::new(&self.release, index);
         record.phase = Phase::Stage { index };
@@ -279,18 +294,25 @@ impl<P: Adapters> Runner<'_, P> {
             .await
             .map_err(|error| error_stop(&format!("set the weight of stage {}", index + 1), &error))?;
         self.emit(Event::StageStarted { index, weight: stage.weight, duration: clock.duration });
+        counted.start_stage();
 
         let judge_since = self.now();
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + clock.interval, clock.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while clock.elapsed < clock.duration {
+        let mut looks = tokio::time::interval(LOOK_INTERVAL);
+        looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while clock.elapsed < clock.duration || clock.awaiting_requests {
             tokio::select! {
                 biased;
                 () = cancelled(self.cancel.clone()) => return Err(self.cancelled_stop()),
                 failure = pods_failed(monitor) => return Err(self.pods_failed_stop(failure, monitor).await),
                 _ = ticker.tick() => {}
+                _ = looks.tick(), if !counted.is_empty() => {
+                    self.look(record, index, &clock, counted, monitor).await?;
+                    continue;
+                }
             }
-            self.one_round(record, index, &mut clock, judge_since, monitor).await?;
+            self.one_round(record, index, &mut clock, judge_since, monitor, counted).await?;
         }
         self.emit(Event::StagePassed { index });
         if stage.approval {
@@ -302,8 +324,37 @@ impl<P: Adapters> Runner<'_, P> {
         Ok(())
     }
 
-    /// One round of a stage: an abort asked for, the checks (the pods and signals heard meanwhile), the tally's
-    /// decision, the route and Deployment still as the release left them, and the record updated.
+    /// One look of the counted checks: their counters read, their tests told; a regression rolls back at once.
+    async fn look(
+        &self,
+        record: &RunRecord,
+        index: usize,
+        clock: &StageClock,
+        counted: &mut CountedChecks,
+        monitor: &mut Option<Monitor<P>>,
+    ) -> Result<(), Stop> {
+        let readings = tokio::select! {
+            biased;
+            () = cancelled(self.cancel.clone()) => return Err(self.cancelled_stop()),
+            failure = pods_failed(monitor) => return Err(self.pods_failed_stop(failure, monitor).await),
+            readings = self.ports.metrics().counts(&record.previous_version, clock.interval) => readings,
+        };
+        let Some(detail) = counted.look(readings) else {
+            return Ok(());
+        };
+        let round = Round { checks: counted.results(self.now()), verdict: RoundVerdict::Failed };
+        let decision = TallyDecision::RollBack(AnalysisAbort::Regression);
+        let (elapsed, duration) = (clock.elapsed.min(clock.duration), clock.duration);
+        self.emit(Event::Round { index, round, decision, elapsed, duration });
+        Err(Stop::RollBack {
+            reason: RollbackReason::Metrics,
+            detail: format!("{}: {detail}", AnalysisAbort::Regression),
+        })
+    }
+
+    /// One round of a stage: an abort asked for, the checks (the pods and signals heard meanwhile; the counted
+    /// checks as their tests stand), the tally's decision, the route and Deployment still as the release left them,
+    /// and the record updated. A stage that has counted its duration holds while a counted check lacks requests.
     async fn one_round(
         &self,
         record: &mut RunRecord,
@@ -311,6 +362,7 @@ impl<P: Adapters> Runner<'_, P> {
         clock: &mut StageClock,
         judge_since: jiff::Timestamp,
         monitor: &mut Option<Monitor<P>>,
+        counted: &CountedChecks,
     ) -> Result<(), Stop> {
         if self.ports.state().abort_requested().await.unwrap_or(false) {
             return Err(Stop::RollBack {
@@ -318,16 +370,30 @@ impl<P: Adapters> Runner<'_, P> {
                 detail: "fledge abort asked for it".into(),
             });
         }
-        let round = tokio::select! {
+        let mut round = tokio::select! {
             biased;
             () = cancelled(self.cancel.clone()) => return Err(self.cancelled_stop()),
             failure = pods_failed(monitor) => return Err(self.pods_failed_stop(failure, monitor).await),
             round = self.ports.metrics().round(&record.previous_version, judge_since, clock.interval) => round,
         };
-        let decision = clock.count(round.verdict);
-        let breached = describe_breaches(&round);
+        if !counted.is_empty() {
+            round.checks.extend(counted.results(self.now()));
+            round.verdict =
+                RoundVerdict::of(round.checks.iter().map(|check| check.verdict), self.release.analysis.no_data);
+        }
+        let decision = clock.count(round.verdict, &counted.short_of_requests());
+        let breached = if clock.awaiting_requests {
+            format!("too few requests to judge: {}", counted.short_of_requests().join("; "))
+        } else {
+            describe_breaches(&round)
+        };
         let (elapsed, duration) = (clock.elapsed.min(clock.duration), clock.duration);
         self.emit(Event::Round { index, round, decision, elapsed, duration });
+        if clock.awaiting_requests && decision == TallyDecision::Hold {
+            self.emit(Event::Warning {
+                message: format!("stage {} has run its {} but holds: {breached}", index + 1, short_duration(duration)),
+            });
+        }
         if let TallyDecision::RollBack(abort) = decision {
             return Err(Stop::RollBack { reason: RollbackReason::Metrics, detail: format!("{abort}: {breached}") });
         }
@@ -335,7 +401,7 @@ impl<P: Adapters> Runner<'_, P> {
             return Err(Stop::RollBack {
                 reason: RollbackReason::Deadline,
                 detail: format!(
-                    "stage {} had no data for {} (analysis.maxHold): {breached}",
+                    "stage {} held for {} (analysis.maxHold): {breached}",
                     index + 1,
                     fledge_core::Duration::from_secs(clock.held.as_secs())
                 ),
@@ -427,9 +493,15 @@ impl<P: Adapters> Runner<'_, P> {
     }
 }
 
+fn short_duration(duration: Duration) -> fledge_core::Duration {
+    fledge_core::Duration::from_secs(duration.as_secs())
+}
+
 /// A stage's clock: the analysis time it has counted, the time it held without data, and the tally of its rounds.
 struct StageClock {
     tally: StageTally,
+    /// The stage has counted its duration, and a counted check has not yet seen the requests it needs.
+    awaiting_requests: bool,
     elapsed: Duration,
     held: Duration,
     duration: Duration,
@@ -442,6 +514,7 @@ impl StageClock {
         let analysis = &release.analysis;
         StageClock {
             tally: StageTally::new(analysis.failure_limit, analysis.query_error_limit),
+            awaiting_requests: false,
             elapsed: Duration::ZERO,
             held: Duration::ZERO,
             duration: release.stages[index].duration.as_std(),
@@ -450,9 +523,20 @@ impl StageClock {
         }
     }
 
-    /// Counts a round: a counted round moves the clock, a round without data holds it (and adds to the hold).
-    fn count(&mut self, verdict: RoundVerdict) -> TallyDecision {
-        let decision = self.tally.record(verdict);
+    /// Counts a round: a counted round moves the clock, a round without data holds it (and adds to the hold). Once
+    /// the duration is counted, a round while counted checks are `short_of_requests` holds too.
+    fn count(&mut self, verdict: RoundVerdict, short_of_requests: &[String]) -> TallyDecision {
+        let mut decision = self.tally.record(verdict);
+        self.awaiting_requests = false;
+        if decision == TallyDecision::Continue && self.elapsed + self.interval >= self.duration {
+            self.awaiting_requests = !short_of_requests.is_empty();
+        }
+        if self.awaiting_requests {
+            decision = TallyDecision::Hold;
+            self.elapsed = self.duration;
+            self.held += self.interval;
+            return decision;
+        }
         match decision {
             TallyDecision::Continue => self.elapsed += self.interval,
             TallyDecision::Hold if verdict == RoundVerdict::NoData => self.held += self.interval,

@@ -20,7 +20,7 @@ mod preflight;
 mod rollback;
 
 pub use events::Event;
-pub use forward::RESUME_READ_DEADLINE;
+pub use forward::{LOOK_INTERVAL, RESUME_READ_DEADLINE};
 pub use preflight::{Plan, Preflight, PreflightFailure};
 
 use fledge_core::ports::{HealthGate, MetricsAnalyzer, PortError, StateStore, TrafficRouting, Workloads};

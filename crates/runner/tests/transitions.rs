@@ -544,3 +544,94 @@ async fn a_run_that_loses_its_lock_stops_at_once_and_writes_nothing_more() {
     ));
     assert!(matches!(run.events.last(), Some(Event::Finished { outcome: Outcome::LockLost })));
 }
+
+/// Counters of a new version taking a tenth of the requests (`rate` per second of `10 × rate`), `new_bad_every`
+/// seconds one of them failing (never, for 0), and a live version that never fails; a reading per second.
+fn counters_per_second(
+    seconds: u64,
+    rate: u64,
+    new_bad_every: u64,
+) -> std::collections::VecDeque<fledge_core::sequential::Counts> {
+    (0..seconds)
+        .map(|second| fledge_core::sequential::Counts {
+            new_total: rate * second,
+            new_bad: second.checked_div(new_bad_every).unwrap_or(0),
+            live_total: 9 * rate * second,
+            live_bad: 0,
+        })
+        .collect()
+}
+
+const COUNTED: &str = "analysis: {metrics: [{name: errors, builtin: success-rate, detect: 1%}]}\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_counted_check_rolls_back_at_the_look_its_evidence_crosses_before_any_round() {
+    let fake = Fake::new();
+    fake.world().counters = counters_per_second(600, 10, 2);
+    let release = release(COUNTED);
+    // The look at which the same readings cross, by the core's own count.
+    let mut checks = fledge_core::counted_checks::CountedChecks::of(&release.analysis);
+    let crossing = counters_per_second(600, 10, 2)
+        .into_iter()
+        .position(|counts| {
+            let reading = fledge_core::counted_checks::CountedReading {
+                check: "errors".into(),
+                query: String::new(),
+                counts: Ok(counts),
+            };
+            checks.look(vec![reading]).is_some()
+        })
+        .expect("crosses") as u64;
+    assert!(crossing <= 10, "a tenth of the traffic failing 5% is caught within 10 s (3 to 5 failures): {crossing}");
+
+    let run = run(&fake, release).await;
+    assert_eq!(run.outcome, Outcome::RolledBack(RollbackReason::Metrics));
+    assert_eq!(run.took, Duration::from_secs(5 + crossing), "a look every second from the stage's start");
+    assert_eq!(fake.world().rounds_run, 0, "rolled back before the first 30 s round");
+    let round = run.events.iter().rev().find_map(|event| match event {
+        Event::Round { round, decision, .. } => Some((round.clone(), *decision)),
+        _ => None,
+    });
+    let (round, decision) = round.expect("a round event");
+    assert_eq!(
+        decision,
+        fledge_core::analysis::TallyDecision::RollBack(fledge_core::analysis::AnalysisAbort::Regression)
+    );
+    assert_eq!(round.checks.len(), 1);
+    assert_eq!((round.checks[0].name.as_str(), round.checks[0].verdict), ("errors", fledge_core::CheckVerdict::Fail));
+    assert_eq!(fake.world().weight, 0, "traffic restored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stage_holds_until_its_counted_checks_have_seen_enough_requests() {
+    let fake = Fake::new();
+    fake.world().counters = counters_per_second(2_000, 1, 0);
+    let release = release(COUNTED);
+    // 1 request per second to the new version, none failing: a one-point regression needs about this many.
+    let needed = fledge_core::sequential::power(
+        &fledge_core::sequential::Counts { new_total: 60, new_bad: 0, live_total: 540, live_bad: 0 },
+        fledge_core::sequential::Regression::Points(0.01),
+        0.01,
+    )
+    .new_requests_needed;
+    assert!(needed > 60, "more than a 1-minute stage sees: {needed}");
+    let run = run(&fake, release).await;
+    assert_eq!(run.outcome, Outcome::Promoted);
+    let warnings: Vec<&String> = run
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Warning { message } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warnings.first().is_some_and(
+            |warning| warning.starts_with("stage 1 has run its 1m but holds: too few requests to judge: errors: ")
+        ),
+        "{warnings:?}"
+    );
+    // Each stage lasts until a 30 s round finds `needed` requests (1 per second): at least `needed` seconds.
+    let stage_seconds = (run.took.as_secs() - 5 - 20) / 2;
+    assert!(stage_seconds >= needed && stage_seconds <= needed + 31, "{stage_seconds} s for {needed} requests");
+}

@@ -92,10 +92,20 @@ pub(crate) fn render(file_name: &str, release: &Release) -> String {
     for metric in &analysis.metrics {
         let threshold = metric.describe_threshold();
         let source = match &metric.source {
-            MetricSource::Builtin(_) => "builtin".to_owned(),
-            MetricSource::Query(_) => "custom query".to_owned(),
+            MetricSource::Builtin(_) | MetricSource::SlowRequests { .. } => "builtin",
+            MetricSource::Query(_) => "custom query",
+            MetricSource::Counted { .. } => "custom counters",
         };
-        let _ = writeln!(out, "    {:<name_width$}  {threshold}  ({source}, over {})", metric.name, metric.window);
+        if metric.is_counted() {
+            let false_alarm = analysis.false_alarm_per_check() * 100.0;
+            let _ = writeln!(
+                out,
+                "    {:<name_width$}  {threshold}  ({source}, every scrape, false alarm {false_alarm}%)",
+                metric.name
+            );
+        } else {
+            let _ = writeln!(out, "    {:<name_width$}  {threshold}  ({source}, over {})", metric.name, metric.window);
+        }
     }
 
     let _ = writeln!(

@@ -9,11 +9,19 @@ use fledge_core::query_template::{QueryTemplate, TEMPLATE_VARIABLES, TemplateErr
 use fledge_core::release::{
     Analysis, BuiltinMetric, DataPlane, Direction, MetricCheck, MetricSource, NoDataPolicy, Threshold,
 };
+use fledge_core::sequential::Regression;
 use std::collections::HashMap;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(10 * 60);
-const BUILTIN_CHOICES: &[&str] = &["success-rate", "latency-p99"];
+const BUILTIN_CHOICES: &[&str] = &["success-rate", "latency-p99", "slow-requests"];
+const DEFAULT_FALSE_ALARM: &str = "1%";
+const DEFAULT_DETECT: Regression = Regression::Points(0.01);
+/// The bounds of Istio's (Envoy's) default request duration histogram, in milliseconds: `slowerThan` must be one.
+const DURATION_BUCKETS_MS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0,
+    600000.0, 1800000.0, 3600000.0,
+];
 
 pub(crate) static ANALYSIS: Object = Object {
     fields: &[
@@ -46,6 +54,12 @@ pub(crate) static ANALYSIS: Object = Object {
         Field::new("metrics", Kind::List(&Kind::Object(&METRIC)), "the checks")
             .default("[{builtin: success-rate, min: 99}, {builtin: latency-p99, max: 500}]"),
         Field::new(
+            "falseAlarm",
+            Kind::Percentage,
+            "for counted checks: the chance per release of rolling back a version that is not worse, from 0.001% to 20%",
+        )
+        .default(DEFAULT_FALSE_ALARM),
+        Field::new(
             "dataPlane",
             Kind::Choice(&["sidecar", "ambient"]),
             "which Istio proxies report the builtins' requests: sidecars (reporter=destination) or ambient waypoints \
@@ -65,12 +79,30 @@ pub(crate) static METRIC: Object = Object {
         Field::new(
             "builtin",
             Kind::Choice(BUILTIN_CHOICES),
-            "a builtin Istio metric: success-rate (%) or latency-p99 (ms)",
+            "a builtin Istio metric: success-rate (%), latency-p99 (ms) or slow-requests (counted, with slowerThan)",
         ),
         Field::new(
             "query",
             Kind::Text,
             "custom PromQL; may use {{service}} {{namespace}} {{version}} {{previousVersion}} {{window}}",
+        ),
+        Field::new(
+            "bad",
+            Kind::Text,
+            "a counted check's PromQL counter of one version's bad requests (with total), like sum(errors_total{version=\"{{version}}\"})",
+        ),
+        Field::new("total", Kind::Text, "with bad: the PromQL counter of all of that version's requests"),
+        Field::new(
+            "detect",
+            Kind::Text,
+            "makes the check counted, judged after every scrape by a sequential test: the smallest regression worth \
+             catching, in percentage points (1%) or as a factor (2x) of the previous version's share of bad requests; \
+             default for slow-requests and bad/total: 1%",
+        ),
+        Field::new(
+            "slowerThan",
+            Kind::Duration,
+            "with builtin: slow-requests: the bound counted as slow, one of Istio's histogram buckets (like 500ms)",
         ),
         Field::new("window", Kind::Duration, "the query's range ({{window}}); default: analysis.interval"),
         Field::new("min", Kind::Number, "lowest passing value"),
@@ -92,7 +124,7 @@ pub(crate) static METRIC: Object = Object {
             "with compare: a Mann-Whitney U test of both versions' samples over the stage, instead of maxIncrease / maxDecrease",
         ),
     ],
-    exactly_one_of: &["builtin", "query"],
+    exactly_one_of: &["builtin", "query", "bad"],
 };
 
 const DEFAULT_CONFIDENCE: f64 = 0.98;
@@ -164,6 +196,20 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Analysi
     });
     let max_hold = entries.duration(reader, "maxHold").or(DEFAULT_MAX_HOLD);
     let query_error_limit = entries.integer(reader, "queryErrorLimit").or(3);
+    let false_alarm = entries
+        .percentage(reader, "falseAlarm")
+        .or(fledge_core::Percentage::parse(DEFAULT_FALSE_ALARM).expect("valid"))
+        .and_then(|rate| {
+            let valid = (0.00001..=0.2).contains(&rate.fraction());
+            if !valid && let Some(node) = entries.get("falseAlarm") {
+                reader.error(
+                    node,
+                    format!("`analysis.falseAlarm` is {rate}, outside 0.001% to 20%"),
+                    "a false-alarm rate is a small chance per release, like 1%",
+                );
+            }
+            valid.then(|| rate.fraction())
+        });
     let data_plane = entries
         .choice(reader, "dataPlane")
         .optional()
@@ -204,6 +250,7 @@ pub(super) fn read(reader: &mut Reader, entries: &Entries<'_>) -> Option<Analysi
         query_error_limit: u32::try_from(query_error_limit?).ok()?,
         metrics: metrics?,
         data_plane: data_plane?,
+        false_alarm: false_alarm?,
     })
 }
 
@@ -248,15 +295,23 @@ fn read_metrics(
 fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) -> Option<MetricCheck> {
     let path = |name: &str| metric.path_of(name);
     let name = metric.text(reader, "name").optional();
-    let builtin = metric.choice(reader, "builtin").optional().map(|builtin| {
-        builtin.map(|name| {
-            BuiltinMetric::ALL.into_iter().find(|metric| metric.manifest_name() == name).expect("choices match")
-        })
-    });
+    let builtin = metric.choice(reader, "builtin").optional();
     let query = match metric.get("query") {
         None => Some(None),
         Some(node) => read_query(reader, node, &path("query")).map(Some),
     };
+    let counters = read_counters(reader, metric);
+    let detect = match metric.get("detect") {
+        None => Some(None),
+        Some(node) => reader.text(node, &path("detect")).and_then(|text| match Regression::parse(&text) {
+            Ok(detect) => Some(Some(detect)),
+            Err(reason) => {
+                reader.error(node, format!("`{}`: {reason}", path("detect")), "write 1% (percentage points) or 2x");
+                None
+            }
+        }),
+    };
+    let slower_than = metric.duration(reader, "slowerThan").optional();
     let window = metric.duration(reader, "window").or(interval);
     let min = metric.number(reader, "min").optional();
     let max = metric.number(reader, "max").optional();
@@ -268,30 +323,60 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
         Read::Invalid => None,
         Read::Value(judge) => read_judge(reader, &judge).map(Some),
     };
-    let (name, builtin, query, window) = (name?, builtin?, query?, window?);
+    let (name, builtin, query, counters, detect, window) = (name?, builtin?, query?, counters?, detect?, window?);
     let (min, max, compare, max_increase, max_decrease) = (min?, max?, compare?, max_increase?, max_decrease?);
-    let judge = judge?;
+    let (judge, slower_than) = (judge?, slower_than?);
 
-    let source = match (builtin, query) {
-        (Some(builtin), None) => MetricSource::Builtin(builtin),
-        (None, Some(query)) => MetricSource::Query(query),
+    let source = match (builtin, query, counters) {
+        (Some("slow-requests"), None, None) => {
+            let Some(slower_than) = slower_than else {
+                reader.error(
+                    metric.node(),
+                    format!("`{}` counts slow requests but has no `slowerThan`", path("builtin")),
+                    "say which requests are slow, like `slowerThan: 500ms` (one of Istio's histogram buckets)",
+                );
+                return None;
+            };
+            check_bucket(reader, metric, slower_than)?;
+            MetricSource::SlowRequests { slower_than }
+        }
+        (Some(builtin), None, None) => MetricSource::Builtin(
+            BuiltinMetric::ALL.into_iter().find(|metric| metric.manifest_name() == builtin).expect("choices match"),
+        ),
+        (None, Some(query), None) => MetricSource::Query(query),
+        (None, None, Some((bad, total))) => MetricSource::Counted { bad, total },
         _ => return None, // reported by the exactly-one-of rule
     };
+    if slower_than.is_some() && !matches!(source, MetricSource::SlowRequests { .. }) {
+        reader.error(
+            metric.key("slowerThan").expect("present"),
+            format!("`{}` needs `builtin: slow-requests`", path("slowerThan")),
+            "slowerThan says which requests a slow-requests check counts",
+        );
+        return None;
+    }
     let name = match (name, &source) {
         (Some(name), _) => name,
         (None, MetricSource::Builtin(builtin)) if compare.is_some() => {
             format!("{}-vs-previous", builtin.manifest_name())
         }
         (None, MetricSource::Builtin(builtin)) => builtin.manifest_name().to_owned(),
-        (None, MetricSource::Query(_)) => {
+        (None, MetricSource::SlowRequests { .. }) => "slow-requests".to_owned(),
+        (None, MetricSource::Query(_) | MetricSource::Counted { .. }) => {
             reader.error(
                 metric.node(),
-                format!("`{}` has a `query` but no `name`", metric.path_of("")).replace(".`", "`"),
+                format!("`{}` has a custom query but no `name`", metric.path_of("")).replace(".`", "`"),
                 "name custom checks, like `name: checkout-errors`; the name appears in reports",
             );
             return None;
         }
     };
+    let counted =
+        detect.is_some() || matches!(source, MetricSource::SlowRequests { .. } | MetricSource::Counted { .. });
+    if counted {
+        let detect = detect.unwrap_or(DEFAULT_DETECT);
+        return read_counted(reader, metric, name, source, detect);
+    }
     if window.is_zero() {
         reader.error(
             metric.get("window").expect("zero only when set"),
@@ -400,7 +485,7 @@ fn check_bounds(
         MetricSource::Builtin(BuiltinMetric::LatencyP99) => {
             Some((0.0, f64::MAX, "latency-p99 is in milliseconds, 0 or more, like `max: 500`"))
         }
-        MetricSource::Query(_) => None,
+        MetricSource::Query(_) | MetricSource::SlowRequests { .. } | MetricSource::Counted { .. } => None,
     };
     let mut valid = true;
     if let Some((low, high, hint)) = range {
@@ -423,6 +508,87 @@ fn check_bounds(
         valid = false;
     }
     valid.then_some(())
+}
+
+/// A counted check: only `detect` judges it; the thresholds of the other checks do not apply.
+fn read_counted(
+    reader: &mut Reader,
+    metric: &Entries<'_>,
+    name: String,
+    source: MetricSource,
+    detect: Regression,
+) -> Option<MetricCheck> {
+    let path = |name: &str| metric.path_of(name);
+    match &source {
+        MetricSource::Builtin(BuiltinMetric::LatencyP99) => {
+            reader.error(
+                metric.key("detect").expect("present"),
+                format!("`{}` cannot judge latency-p99: a percentile is not a count", path("detect")),
+                "count slow requests instead: `builtin: slow-requests` with `slowerThan: 500ms`",
+            );
+            return None;
+        }
+        MetricSource::Query(_) => {
+            reader.error(
+                metric.key("detect").expect("present"),
+                format!("`{}` needs counters, not a `query`", path("detect")),
+                "write the counter of bad requests as `bad:` and of all requests as `total:`",
+            );
+            return None;
+        }
+        _ => {}
+    }
+    for field in ["window", "min", "max", "compare", "maxIncrease", "maxDecrease", "judge"] {
+        if let Some(key) = metric.key(field) {
+            reader.error(
+                key,
+                format!("`{}` does not apply to counted check `{name}`", path(field)),
+                "a counted check reads counters since the release began and is judged by `detect` and \
+                 analysis.falseAlarm; put thresholds in a separate check",
+            );
+            return None;
+        }
+    }
+    Some(MetricCheck { name, source, window: Duration::from_secs(1), threshold: Threshold::Sequential { detect } })
+}
+
+/// `bad` and `total`, both or neither.
+fn read_counters(reader: &mut Reader, metric: &Entries<'_>) -> Option<Option<(String, String)>> {
+    match (metric.get("bad"), metric.get("total")) {
+        (None, None) => Some(None),
+        (Some(bad), Some(total)) => {
+            let bad = read_query(reader, bad, &metric.path_of("bad"));
+            let total = read_query(reader, total, &metric.path_of("total"));
+            Some(Some((bad?, total?)))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            let (present, missing) = if metric.get("bad").is_some() { ("bad", "total") } else { ("total", "bad") };
+            reader.error(
+                metric.key(present).expect("present"),
+                format!("`{}` needs `{missing}`", metric.path_of(present)),
+                "a counted check reads two counters of one version: `bad` (bad requests) and `total` (all requests)",
+            );
+            None
+        }
+    }
+}
+
+/// `slowerThan` must be a bound of Istio's duration histogram: only there are slow requests counted.
+fn check_bucket(reader: &mut Reader, metric: &Entries<'_>, slower_than: Duration) -> Option<()> {
+    let milliseconds = slower_than.as_millis() as f64;
+    if DURATION_BUCKETS_MS.contains(&milliseconds) {
+        return Some(());
+    }
+    let bounds: Vec<String> = DURATION_BUCKETS_MS[..12].iter().map(|bound| format!("{bound}ms")).collect();
+    reader.error(
+        metric.get("slowerThan").expect("present"),
+        format!(
+            "`{}` is {slower_than}, not a bound of Istio's request duration histogram",
+            metric.path_of("slowerThan")
+        ),
+        format!("requests are only counted at its bucket bounds: {} …", bounds.join(", ")),
+    );
+    None
 }
 
 fn read_query(reader: &mut Reader, node: &Node, path: &str) -> Option<String> {
@@ -468,7 +634,8 @@ mod tests {
 
     #[test]
     fn builtin_choices_are_the_core_names() {
-        let names: Vec<&str> = BuiltinMetric::ALL.iter().map(|metric| metric.manifest_name()).collect();
+        let mut names: Vec<&str> = BuiltinMetric::ALL.iter().map(|metric| metric.manifest_name()).collect();
+        names.push("slow-requests");
         assert_eq!(names, BUILTIN_CHOICES);
     }
 }

@@ -3,11 +3,13 @@
 #![allow(dead_code, unreachable_pub, reason = "each test uses a different part")]
 
 use fledge_core::analysis::{CheckResult, Round, RoundVerdict};
+use fledge_core::counted_checks::CountedReading;
 use fledge_core::ports::{
     GateResult, HealthGate, HealthMonitor, LiveWorkload, Lock, MetricsAnalyzer, PortError, Retirement, RouteWeights,
     StateStore, TrafficPlan, TrafficRouting, Workloads,
 };
 use fledge_core::release::CleanupPolicy;
+use fledge_core::sequential::Counts;
 use fledge_core::state::RunRecord;
 use fledge_core::{CheckVerdict, GateFailure, GateFailureKind, Phase, Release, Weight};
 use std::collections::{BTreeMap, VecDeque};
@@ -60,6 +62,10 @@ pub struct World {
     pub lose_lock_after: Option<Duration>,
     /// Whether the pinned routes keep the old version (`traffic.pinnedRoutes: keep`) instead of moving.
     pub keep_pinned: bool,
+    /// The counters of counted check `errors` the looks read, in order; the last one stays once the others are read.
+    pub counters: VecDeque<Counts>,
+    /// Looks taken.
+    pub looks: usize,
 }
 
 /// A handle on the shared world; each port is a clone.
@@ -264,6 +270,17 @@ impl MetricsAnalyzer for Fake {
 
     fn queries(&self, _live: &str) -> Vec<(String, String)> {
         vec![("success-rate".into(), "sum(...)".into())]
+    }
+
+    async fn counts(&self, _live: &str, _budget: Duration) -> Vec<CountedReading> {
+        let mut world = self.world();
+        world.looks += 1;
+        let counts =
+            if world.counters.len() > 1 { world.counters.pop_front() } else { world.counters.front().copied() };
+        counts
+            .map(|counts| CountedReading { check: "errors".into(), query: "sum(errors)".into(), counts: Ok(counts) })
+            .into_iter()
+            .collect()
     }
 
     async fn round(&self, _live: &str, _since: jiff::Timestamp, _budget: Duration) -> Round {
