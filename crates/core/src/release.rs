@@ -313,7 +313,7 @@ impl MetricCheck {
 
 /// What a metric check measures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum MetricSource {
     /// One of fledge's builtin Istio metrics.
     Builtin(BuiltinMetric),

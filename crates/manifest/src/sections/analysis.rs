@@ -363,9 +363,10 @@ fn read_metric(reader: &mut Reader, metric: &Entries<'_>, interval: Duration) ->
         (None, MetricSource::Builtin(builtin)) => builtin.manifest_name().to_owned(),
         (None, MetricSource::SlowRequests { .. }) => "slow-requests".to_owned(),
         (None, MetricSource::Query(_) | MetricSource::Counted { .. }) => {
+            let custom = if matches!(source, MetricSource::Query(_)) { "a `query`" } else { "`bad` and `total`" };
             reader.error(
                 metric.node(),
-                format!("`{}` has a custom query but no `name`", metric.path_of("")).replace(".`", "`"),
+                format!("`{}` has {custom} but no `name`", metric.path_of("")).replace(".`", "`"),
                 "name custom checks, like `name: checkout-errors`; the name appears in reports",
             );
             return None;
