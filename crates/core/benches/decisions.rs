@@ -12,6 +12,8 @@
 //!
 //! Run: `cargo bench -p fledge-core --bench decisions`. Prints a Markdown table (medians over the repetitions).
 
+#![allow(clippy::print_stdout, reason = "a benchmark reports by printing")]
+
 use fledge_core::Duration;
 use fledge_core::analysis::{RoundVerdict, StageTally, TallyDecision, judge_absolute};
 use fledge_core::counted_checks::{CountedChecks, CountedReading};
@@ -65,6 +67,9 @@ enum Policy {
     /// Rounds every `interval` s over a `window` s, rolling back after more than `failure_limit` failed rounds.
     Rounds { interval: u64, window: u64, failure_limit: u32 },
 }
+
+/// A scenario: its name, the new version, and which of its requests count as bad.
+type Scenario = (&'static str, Version, fn(&Second) -> u64);
 
 struct Outcome {
     rolled_back_at: Option<u64>,
@@ -239,7 +244,7 @@ fn release(random: &mut StdRng, new: Version, policy: &Policy, measure_bad: fn(&
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
-    if values.len() % 2 == 0 { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
+    if values.len().is_multiple_of(2) { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
 }
 
 fn main() {
@@ -261,7 +266,7 @@ fn main() {
     ];
     let failed: fn(&Second) -> u64 = |second| second.failed;
     let slow: fn(&Second) -> u64 = |second| second.slow;
-    let scenarios: Vec<(&str, Version, fn(&Second) -> u64)> = vec![
+    let scenarios: Vec<Scenario> = vec![
         ("errors 1%", Version { errors: 0.01, ..LIVE }, failed),
         ("errors 2%", Version { errors: 0.02, ..LIVE }, failed),
         ("errors 5%", Version { errors: 0.05, ..LIVE }, failed),
