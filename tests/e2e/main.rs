@@ -37,6 +37,7 @@ on_both_providers!(
     a_healthy_release_is_promoted_and_the_old_version_removed,
     a_crash_looping_version_is_rolled_back_before_any_traffic,
     a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_restored_exactly,
+    a_counted_check_rolls_back_a_five_percent_error_version_before_the_first_round_would_end,
     a_slow_version_is_rolled_back_on_latency,
     a_version_that_crashes_during_stage_two_is_rolled_back_at_the_crash,
     an_approval_stage_stops_with_its_code_and_approve_finishes_the_release,
@@ -99,6 +100,42 @@ async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_r
     assert!(finished.stdout.contains("success-rate = "), "the failed check is named: {}", finished.stdout);
     let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-started").collect();
     assert_eq!(stages.len(), 1, "rolled back in the first stage");
+    assert_eq!(world.route_object().await, before, "the route is exactly as before");
+    assert_eq!(world.routable_versions().await, ["v1"]);
+}
+
+/// Seconds between two events' `time`.
+fn seconds_between(from: &Value, to: &Value) -> f64 {
+    let time = |event: &Value| event["time"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    (time(to) - time(from)).total(jiff::Unit::Second).unwrap()
+}
+
+async fn a_counted_check_rolls_back_a_five_percent_error_version_before_the_first_round_would_end(provider: Provider) {
+    let world = World::start_on(provider).await;
+    let before = world.route_object().await;
+    // Today's schedule: a round every 30 s, two failed rounds to roll back. The counted check looks every second.
+    let manifest = world.manifest("v2", "2.0.0-errors-5pct", |text| {
+        text.replace(
+            "  interval: 3s\n  minRequests: 5\n  metrics:\n    - {builtin: success-rate, min: 99, window: 9s}\n    - {builtin: latency-p99, max: 500, window: 9s}\n",
+            "  interval: 30s\n  metrics:\n    - {builtin: success-rate, detect: 1%}\n",
+        )
+        .replace("  - {weight: 20, duration: 6s}\n  - {weight: 50, duration: 6s}\n", "  - {weight: 20, duration: 2m}\n")
+    });
+    assert!(std::fs::read_to_string(&manifest).unwrap().contains("detect: 1%"), "the manifest was rewritten");
+    let finished = world.fledge(&["run"], &manifest).await;
+    assert_eq!(finished.code, 11, "{finished:#?}");
+    assert!(
+        finished.stdout.starts_with("reviews v2: rolled-back-metrics: a counted check's sequential test found the new version worse: success-rate: the new version's bad requests "),
+        "{}",
+        finished.stdout
+    );
+    let started = finished.event("stage-started").expect("stage 1 started");
+    let rolling_back = finished.event("rolling-back").expect("rolled back");
+    let seconds = seconds_between(started, rolling_back);
+    assert!(seconds < 30.0, "rolled back {seconds:.1} s into the stage, before the first 30 s round ended");
+    let rounds: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "round").collect();
+    assert_eq!(rounds.len(), 1, "only the look that decided: {rounds:#?}");
+    assert_eq!(rounds[0]["decision"], serde_json::json!({"roll-back": "regression"}));
     assert_eq!(world.route_object().await, before, "the route is exactly as before");
     assert_eq!(world.routable_versions().await, ["v1"]);
 }
