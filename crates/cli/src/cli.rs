@@ -240,6 +240,10 @@ Examples:
         /// The traffic provider to rehearse with (default: the manifest's).
         #[arg(long, value_enum, value_name = "PROVIDER")]
         provider: Option<Provider>,
+        /// Rehearse each scenario this many times and summarize: false rollbacks of a healthy version, and the
+        /// spread of the time to abort and of the failed requests.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
         /// How the results are shown on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,

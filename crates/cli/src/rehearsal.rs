@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 pub(crate) const STANDARD_SET: [&str; 7] =
     ["healthy", "crashloop", "oom", "image-pull", "errors=5%", "latency=+300ms", "crash-after=2m"];
 
-/// Every simulated container answers with this latency tail (20 ms median), as a real service would.
-const BASELINE: &str = "p99=250ms";
+/// Every simulated container answers with this latency tail (20 ms median) and fails 0.1% of its requests, as a
+/// real service would; a healthy new version is as good as the live one, not better.
+const BASELINE: &str = "p99=250ms, errors=0.1%";
 
 /// The fastest a rehearsal runs: kubelet timings and Prometheus' 1 s scrapes stay meaningful.
 const MAX_SPEED: f64 = 10.0;
@@ -167,6 +168,8 @@ pub(crate) fn scenario_for(release: &Release, behaviour: &str, rps: f64, speed: 
 pub(crate) struct Rehearsal {
     /// The behaviour of the new version.
     pub(crate) scenario: String,
+    /// Which run of the scenario this is, from 1 (`--repeat`).
+    pub(crate) repetition: u32,
     /// How the release ended.
     pub(crate) outcome: Outcome,
     /// Whether the policy did what it should: caught a bad version, promoted a healthy one.
@@ -212,6 +215,6 @@ mod tests {
         let scenario = scenario_for(&release, "errors=5%", 100.0, speed);
         assert_eq!(scenario.traffic[0].requests_per_second, 1000.0, "10x the traffic for a tenth of the time");
         assert_eq!(scenario.behaviours[0].image, release.deploy.image);
-        assert_eq!(scenario.behaviours[0].behaviour, "p99=250ms, errors=5%");
+        assert_eq!(scenario.behaviours[0].behaviour, "p99=250ms, errors=0.1%, errors=5%");
     }
 }

@@ -93,3 +93,38 @@ fn a_policy_that_misses_a_regression_fails_the_rehearsal() {
     assert_eq!(rehearsals[0]["outcome"], "promoted");
     assert_eq!(rehearsals[0]["asExpected"], false);
 }
+
+#[test]
+fn a_repeated_rehearsal_reports_every_run_of_a_counted_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("policy.yaml");
+    let counted = POLICY
+        .replace("    - {builtin: success-rate, min: 99, window: 6s}\n", "    - {builtin: success-rate, detect: 1%}\n");
+    assert_ne!(counted, POLICY, "the policy gained a counted check");
+    std::fs::write(&manifest, counted).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fledge"))
+        .arg("rehearse")
+        .arg(&manifest)
+        .args(["--scenario", "errors=10%", "--rps", "100", "--repeat", "2", "--output", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let rehearsals: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("{error}: {stdout}{}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(output.status.code(), Some(0), "{rehearsals:#?}");
+    let runs: Vec<(u64, &str)> = rehearsals
+        .iter()
+        .map(|rehearsal| (rehearsal["repetition"].as_u64().unwrap(), rehearsal["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(runs, [(1, "rolled-back-metrics"), (2, "rolled-back-metrics")]);
+    for rehearsal in &rehearsals {
+        assert!(
+            rehearsal["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("a counted check's sequential test found the new version worse"),
+            "{rehearsal}"
+        );
+        assert!(rehearsal["failedRequests"].as_u64().unwrap() <= 10, "a handful of failures: {rehearsal}");
+    }
+}

@@ -30,8 +30,8 @@ pub(crate) fn run(command: Command, log_format: LogFormat) -> Outcome {
         Command::Demo { gateway_api, prometheus_url, metrics_port } => {
             demo::run(gateway_api, prometheus_url, metrics_port, log_format)
         }
-        Command::Rehearse { file, scenario, all, rps, speed, provider, output } => {
-            rehearse::run(&file, scenario.as_deref(), all, rps, speed, provider, output)
+        Command::Rehearse { file, scenario, all, rps, speed, provider, repeat, output } => {
+            rehearse::run(&file, scenario.as_deref(), all, rps, speed, provider, repeat, output)
         }
         Command::Status { target, output } => status::run(&target.file, output, &target.cluster),
         Command::Gate { target, no_deploy } => gate::run(&target.file, no_deploy, &target.cluster),

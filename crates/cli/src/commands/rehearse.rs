@@ -39,6 +39,7 @@ enum RehearseError {
 /// Rehearsals run at once with `--all` (each has its own simulator and Prometheus).
 const PARALLEL: usize = 2;
 
+#[allow(clippy::too_many_arguments, reason = "the command's options, as clap parsed them")]
 pub(super) fn run(
     file: &std::path::Path,
     scenario: Option<&str>,
@@ -46,6 +47,7 @@ pub(super) fn run(
     rps: f64,
     speed: Option<f64>,
     provider: Option<Provider>,
+    repeat: u32,
     output: OutputFormat,
 ) -> Outcome {
     let mut release = match super::load_release(file) {
@@ -61,12 +63,14 @@ pub(super) fn run(
         scenario.into_iter().map(str::to_owned).collect()
     };
     let speed = speed.unwrap_or_else(|| rehearsal::default_speed(&release)).max(1.0);
-    super::block_on(rehearse_all(release, scenarios, rps, speed, output, !all), |_| Outcome::InternalError)
+    let verbose = !all && repeat == 1;
+    super::block_on(rehearse_all(release, scenarios, repeat, rps, speed, output, verbose), |_| Outcome::InternalError)
 }
 
 async fn rehearse_all(
     release: Release,
     scenarios: Vec<String>,
+    repeat: u32,
     rps: f64,
     speed: f64,
     output: OutputFormat,
@@ -85,13 +89,15 @@ async fn rehearse_all(
         release.service.version,
         scenarios.join(", ")
     );
-    let results: Vec<Result<Rehearsal, RehearseError>> = futures::stream::iter(scenarios)
-        .map(|scenario| rehearse(&release, scenario, rps, speed, verbose))
+    let runs = scenarios.iter().flat_map(|scenario| (1..=repeat).map(move |repetition| (scenario.clone(), repetition)));
+    let results: Vec<Result<Rehearsal, RehearseError>> = futures::stream::iter(runs)
+        .map(|(scenario, repetition)| rehearse(&release, scenario, repetition, rps, speed, verbose))
         .buffered(PARALLEL)
         .collect()
         .await;
     let rehearsals = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let text = match output {
+        OutputFormat::Text if repeat > 1 => crate::views::rehearsal::render_repeated(&rehearsals),
         OutputFormat::Text => crate::views::rehearsal::render(&rehearsals),
         OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rehearsals).expect("rehearsals serialize")),
     };
@@ -103,6 +109,7 @@ async fn rehearse_all(
 async fn rehearse(
     release: &Release,
     scenario: String,
+    repetition: u32,
     rps: f64,
     speed: f64,
     verbose: bool,
@@ -143,8 +150,12 @@ async fn rehearse(
     let ports = ports_for(&fast, world.clients.clone(), world.fence.clone(), verbose.then(|| writer.progress()))
         .await
         .map_err(|source| RehearseError::Setup { scenario: scenario.clone(), source })?;
-    let launch =
-        Launch { run_id: format!("rehearsal-{scenario}"), approve: false, signals: Signals::Ignored, abort: false };
+    let launch = Launch {
+        run_id: format!("rehearsal-{scenario}-{repetition}"),
+        approve: false,
+        signals: Signals::Ignored,
+        abort: false,
+    };
     let outcome = launch_release(&fast, &ports, recorder, launch).await;
 
     let timeline = timeline.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
@@ -170,6 +181,7 @@ async fn rehearse(
     let _ = writeln!(std::io::stderr().lock(), "rehearsed {scenario}: {outcome}");
     Ok(Rehearsal {
         scenario,
+        repetition,
         outcome,
         as_expected,
         caught_at,
