@@ -64,8 +64,9 @@ struct Second {
 enum Policy {
     /// fledge's counted checks: success-rate, and slow-requests when `with_latency`.
     Counted { with_latency: bool },
-    /// Rounds every `interval` s over a `window` s, rolling back after more than `failure_limit` failed rounds.
-    Rounds { interval: u64, window: u64, failure_limit: u32 },
+    /// Rounds every `interval` s over a `window` s, rolling back after more than `failure_limit` failed rounds in a
+    /// stage (fledge, Argo Rollouts' step analysis) or in the release (`across_stages`: Flagger's failed checks).
+    Rounds { interval: u64, window: u64, failure_limit: u32, across_stages: bool },
 }
 
 /// A scenario: its name, the new version, and which of its requests count as bad.
@@ -126,13 +127,17 @@ fn release(random: &mut StdRng, new: Version, policy: &Policy, measure_bad: fn(&
     let mut counted = CountedChecks::of(&counted_analysis(with_latency));
     let mut outcome = Outcome { rolled_back_at: None, bad_served: 0, requests_to_new: 0, seconds: 0 };
     let mut clock = 0_u64;
+    let mut release_tally: Option<StageTally> = None;
     for (weight, duration) in STAGES {
         counted.start_stage();
         let (interval, window, failure_limit) = match policy {
             Policy::Counted { .. } => (30, 30, 1),
-            Policy::Rounds { interval, window, failure_limit } => (*interval, *window, *failure_limit),
+            Policy::Rounds { interval, window, failure_limit, .. } => (*interval, *window, *failure_limit),
         };
-        let mut tally = StageTally::new(failure_limit, 3);
+        if !matches!(policy, Policy::Rounds { across_stages: true, .. }) || release_tally.is_none() {
+            release_tally = Some(StageTally::new(failure_limit, 3));
+        }
+        let tally = release_tally.as_mut().expect("set");
         let mut elapsed = 0;
         let mut since_round = 0;
         loop {
@@ -256,13 +261,28 @@ fn main() {
         ("(a) fledge counted success-rate only (falseAlarm 1%, detect 1%)", Policy::Counted { with_latency: false }),
         (
             "(b) fledge today's defaults (30s, failureLimit 1)",
-            Policy::Rounds { interval: 30, window: 30, failure_limit: 1 },
+            Policy::Rounds { interval: 30, window: 30, failure_limit: 1, across_stages: false },
         ),
-        ("(c) like Flagger's example (1m, threshold 5)", Policy::Rounds { interval: 60, window: 60, failure_limit: 4 }),
-        ("(d) like Argo Rollouts (30s, failureLimit 0)", Policy::Rounds { interval: 30, window: 30, failure_limit: 0 }),
-        ("(d) like Argo Rollouts (30s, failureLimit 1)", Policy::Rounds { interval: 30, window: 30, failure_limit: 1 }),
-        ("(d) like Argo Rollouts (30s, failureLimit 2)", Policy::Rounds { interval: 30, window: 30, failure_limit: 2 }),
-        ("(d) like Argo Rollouts (30s, failureLimit 3)", Policy::Rounds { interval: 30, window: 30, failure_limit: 3 }),
+        (
+            "(c) like Flagger's example (1m, threshold 5 failed checks per release)",
+            Policy::Rounds { interval: 60, window: 60, failure_limit: 4, across_stages: true },
+        ),
+        (
+            "(d) like Argo Rollouts (30s, failureLimit 0)",
+            Policy::Rounds { interval: 30, window: 30, failure_limit: 0, across_stages: false },
+        ),
+        (
+            "(d) like Argo Rollouts (30s, failureLimit 1)",
+            Policy::Rounds { interval: 30, window: 30, failure_limit: 1, across_stages: false },
+        ),
+        (
+            "(d) like Argo Rollouts (30s, failureLimit 2)",
+            Policy::Rounds { interval: 30, window: 30, failure_limit: 2, across_stages: false },
+        ),
+        (
+            "(d) like Argo Rollouts (30s, failureLimit 3)",
+            Policy::Rounds { interval: 30, window: 30, failure_limit: 3, across_stages: false },
+        ),
     ];
     let failed: fn(&Second) -> u64 = |second| second.failed;
     let slow: fn(&Second) -> u64 = |second| second.slow;
