@@ -116,6 +116,24 @@ async fn analyze_prints_the_round_and_exits_with_its_verdict() {
     assert_eq!(round["checks"][0]["verdict"], "fail");
     assert!(round["checks"][0]["value"].as_f64().unwrap() < 99.0, "{round}");
 
+    // A counted check judges the requests of the lookback as one look: 10% failing against 0.1%, at half the
+    // traffic each, is far past the bound.
+    let counted_check =
+        "  metrics:\n    - {builtin: success-rate, detect: 1%}\n    - {builtin: slow-requests, slowerThan: 500ms}\n";
+    let arguments = ["--previous-version", "v1", "--since", "20s", "--output", "json"];
+    let counted = analyze(dir.path(), &prometheus.url, "v2", counted_check, &arguments).await;
+    assert_eq!(counted.code, 11, "{}{}", counted.stdout, counted.stderr);
+    let round: serde_json::Value = serde_json::from_str(&counted.stdout).unwrap();
+    let check = &round["checks"][0];
+    assert_eq!((&check["name"], &check["verdict"]), (&serde_json::json!("success-rate"), &serde_json::json!("fail")));
+    let (new, live) = (check["value"].as_f64().unwrap(), check["previousValue"].as_f64().unwrap());
+    assert!(new > 5.0 && live < 1.0, "the shares of failed requests, in percent: {check}");
+    assert!(check["detail"].as_str().unwrap().starts_with("evidence "), "{check}");
+    // Neither version answers slower than 500 ms: Prometheus accepts the histogram query, and nothing is worse.
+    let slow = &round["checks"][1];
+    assert_eq!((&slow["name"], &slow["verdict"]), (&serde_json::json!("slow-requests"), &serde_json::json!("pass")));
+    assert_eq!((slow["value"].as_f64(), slow["previousValue"].as_f64()), (Some(0.0), Some(0.0)), "{slow}");
+
     let idle = analyze(dir.path(), &prometheus.url, "v3", BUILTINS, &[]).await;
     assert_eq!(idle.code, 12, "no data under noData: hold: {}{}", idle.stdout, idle.stderr);
     assert!(idle.stdout.contains("0 request(s) to reviews-v3 in the last 20s"), "{}", idle.stdout);

@@ -129,7 +129,7 @@ fn release(random: &mut StdRng, new: Version, policy: &Policy, measure_bad: fn(&
     let mut clock = 0_u64;
     let mut release_tally: Option<StageTally> = None;
     for (weight, duration) in STAGES {
-        counted.start_stage();
+        counted.start_stage(weight as u8);
         let (interval, window, failure_limit) = match policy {
             Policy::Counted { .. } => (30, 30, 1),
             Policy::Rounds { interval, window, failure_limit, .. } => (*interval, *window, *failure_limit),

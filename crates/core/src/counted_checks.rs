@@ -24,6 +24,8 @@ pub struct CountedReading {
 }
 
 struct CountedCheck {
+    /// The live version takes traffic in this stage: there is something to compare with.
+    comparable: bool,
     name: String,
     detect: Regression,
     threshold: String,
@@ -55,6 +57,7 @@ impl CountedChecks {
             .counted_checks()
             .filter_map(|check: &MetricCheck| match check.threshold {
                 Threshold::Sequential { detect } => Some(CountedCheck {
+                    comparable: true,
                     name: check.name.clone(),
                     detect,
                     threshold: check.describe_threshold(),
@@ -75,10 +78,14 @@ impl CountedChecks {
         self.checks.is_empty()
     }
 
-    /// A new stage: its counts start at zero; the tests go on.
-    pub fn start_stage(&mut self) {
+    /// A new stage at `weight` percent: its counts start at zero from a fresh baseline (no look spans two
+    /// weights); the tests go on. At 100% the live version takes no traffic and the checks have nothing to compare.
+    pub fn start_stage(&mut self, weight: u8) {
         for check in &mut self.checks {
             check.stage = Counts::default();
+            check.last = None;
+            check.error = None;
+            check.comparable = weight < 100;
         }
     }
 
@@ -94,11 +101,24 @@ impl CountedChecks {
                 Err(error) => check.error = Some(error),
                 Ok(counts) => {
                     check.error = None;
-                    if let Some(increment) = check.last.and_then(|last| counts.since(&last)) {
-                        check.test.observe(&increment);
-                        check.stage = check.stage.plus(&increment);
+                    let Some(last) = check.last else {
+                        check.last = Some(counts);
+                        continue;
+                    };
+                    match counts.since(&last) {
+                        // Counters scraped at different moments: wait until both versions' requests have moved, so
+                        // that the look compares the same stretch of time (which only the request totals decide).
+                        Some(increment) if increment.new_total == 0 || increment.live_total == 0 => {}
+                        Some(increment) => {
+                            if check.comparable {
+                                check.test.observe(&increment);
+                            }
+                            check.stage = check.stage.plus(&increment);
+                            check.last = Some(counts);
+                        }
+                        // A counter went down: carry on from the highest values seen, so nothing counts twice.
+                        None => check.last = Some(last.high_water(&counts)),
                     }
-                    check.last = Some(counts);
                 }
             }
         }
@@ -131,12 +151,12 @@ impl CountedChecks {
                     (CheckVerdict::Error, error.clone())
                 } else if check.test.regressed() {
                     (CheckVerdict::Fail, format!("evidence {:.0} ≥ {:.0}", check.test.evidence(), check.test.bound()))
+                } else if !check.comparable {
+                    (CheckVerdict::Pass, "nothing to compare with: the live version takes no traffic".to_owned())
                 } else if check.stage.new_total == 0 {
                     (CheckVerdict::NoData, "no request to the new version counted yet in this stage".to_owned())
                 } else {
-                    let requests = if check.stage.live_total == 0 {
-                        "no live request to compare with in this stage".to_owned()
-                    } else if power.enough {
+                    let requests = if power.enough {
                         format!("enough requests this stage to catch {}", check.detect)
                     } else {
                         format!(
@@ -171,11 +191,11 @@ impl CountedChecks {
     }
 
     /// The checks whose stage has not yet seen the requests needed to catch their regression, each with a reason.
-    /// A stage in which the live version served nothing (at 100%) has nothing to compare with and needs none.
+    /// A stage at 100% has nothing to compare with and needs none.
     pub fn short_of_requests(&self) -> Vec<String> {
         self.checks
             .iter()
-            .filter(|check| check.stage.live_total > 0 || check.stage.new_total == 0)
+            .filter(|check| check.comparable)
             .filter_map(|check| {
                 let power = sequential::power(&check.stage, check.detect, check.test.false_alarm());
                 (!power.enough).then(|| {
@@ -221,7 +241,7 @@ mod tests {
     #[test]
     fn a_version_failing_five_percent_is_caught_within_a_few_failures() {
         let mut checks = CountedChecks::of(&analysis());
-        checks.start_stage();
+        checks.start_stage(5);
         let mut counters = Counts { new_total: 0, new_bad: 0, live_total: 50_000, live_bad: 50 };
         assert_eq!(checks.look(reading(counters)), None, "the first look only reads the counters");
         let mut caught = None;
@@ -249,7 +269,7 @@ mod tests {
     #[test]
     fn a_stage_needs_enough_requests_and_a_failed_look_is_an_error() {
         let mut checks = CountedChecks::of(&analysis());
-        checks.start_stage();
+        checks.start_stage(5);
         let mut counters = Counts::default();
         checks.look(reading(counters));
         assert_eq!(checks.results(jiff::Timestamp::UNIX_EPOCH)[0].verdict, CheckVerdict::NoData);
@@ -267,7 +287,32 @@ mod tests {
         let failed = vec![CountedReading { check: "errors".into(), query: "q".into(), counts: Err("down".into()) }];
         checks.look(failed);
         assert_eq!(checks.results(jiff::Timestamp::UNIX_EPOCH)[0].verdict, CheckVerdict::Error);
-        checks.start_stage();
+        checks.start_stage(50);
         assert_eq!(checks.short_of_requests().len(), 1, "a new stage counts again");
+        checks.start_stage(100);
+        assert_eq!(checks.short_of_requests(), Vec::<String>::new(), "at 100% there is nothing to compare with");
+        assert_eq!(checks.results(jiff::Timestamp::UNIX_EPOCH)[0].verdict, CheckVerdict::Pass);
+    }
+
+    #[test]
+    fn looks_wait_for_both_versions_and_never_count_a_request_twice() {
+        let mut checks = CountedChecks::of(&analysis());
+        checks.start_stage(10);
+        let start = Counts { new_total: 100, new_bad: 0, live_total: 900, live_bad: 0 };
+        checks.look(reading(start));
+        // Only the new version's pods were scraped since: the look waits (its failures would all look like the new
+        // version's otherwise).
+        checks.look(reading(Counts { new_total: 110, new_bad: 3, ..start }));
+        assert_eq!(checks.results(jiff::Timestamp::UNIX_EPOCH)[0].value, None, "nothing counted yet");
+        let both = Counts { new_total: 110, new_bad: 3, live_total: 990, live_bad: 1 };
+        checks.look(reading(both));
+        let result = &checks.results(jiff::Timestamp::UNIX_EPOCH)[0];
+        assert_eq!((result.value, result.previous_value), (Some(30.0), Some(100.0 / 90.0)), "{result:?}");
+        // A live series vanished for a scrape, then came back: its requests are not counted again.
+        checks.look(reading(Counts { live_total: 500, live_bad: 0, ..both }));
+        checks.look(reading(Counts { new_total: 120, live_total: 1_080, ..both }));
+        let result = &checks.results(jiff::Timestamp::UNIX_EPOCH)[0];
+        assert_eq!(result.value, Some(3.0 * 100.0 / 20.0), "20 requests of the new version, 3 failed: {result:?}");
+        assert_eq!(result.previous_value, Some(100.0 / 180.0), "180 of the live version's, 1 failed: {result:?}");
     }
 }

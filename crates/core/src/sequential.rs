@@ -12,9 +12,11 @@
 //! ```
 //!
 //! Given the requests each version served, the bad ones among them are split between the versions as the
-//! conditional argument says (exactly for Poisson counts, and for Bernoulli requests the split is hypergeometric,
-//! which Hoeffding's 1963 inequality bounds by the binomial for the convex `L_r`), so each `L_r` is a
-//! nonnegative supermartingale while the new version fails no larger share than the live one. So is their mean, and
+//! conditional argument says: exactly binomially for Poisson counts; for Bernoulli requests with equal shares the
+//! split is hypergeometric, which Hoeffding's 1963 theorem bounds by the binomial for the convex `L_r`; with a
+//! smaller share for the new version it is a noncentral hypergeometric, stochastically smaller, and `L_r` rises
+//! with `x_new`. So each `L_r` is a nonnegative supermartingale while the new version fails no larger share than the
+//! live one. So is their mean, and
 //! Ville's inequality bounds the chance that it ever reaches `1/α` by `α`: the mixture sequential probability ratio
 //! test. Looking more often only adds looks; it never spends more of `α`.
 
@@ -46,6 +48,17 @@ impl Counts {
             live_bad: self.live_bad.checked_sub(earlier.live_bad)?,
         };
         (increment.new_bad <= increment.new_total && increment.live_bad <= increment.live_total).then_some(increment)
+    }
+
+    /// Each counter's larger value of both: a baseline that never goes back, so that a counter that went down and
+    /// comes back (a series that vanished for a scrape) is not counted twice.
+    pub fn high_water(&self, other: &Counts) -> Counts {
+        Counts {
+            new_total: self.new_total.max(other.new_total),
+            new_bad: self.new_bad.max(other.new_bad),
+            live_total: self.live_total.max(other.live_total),
+            live_bad: self.live_bad.max(other.live_bad),
+        }
     }
 
     /// The sum of both.

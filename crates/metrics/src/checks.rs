@@ -85,17 +85,15 @@ fn no_previous_version() -> Evaluation {
     }
 }
 
-/// A counter's value: `None` without a series (nothing counted yet), an error for anything but one whole, finite,
-/// non-negative number.
-fn counter_value(answer: Answer, query: &str, deployment: &str) -> Result<Option<u64>, String> {
-    match answer {
-        Answer::Empty => Ok(None),
-        Answer::One(value) if value.is_finite() && value >= 0.0 => Ok(Some(value.round() as u64)),
-        Answer::One(value) => Err(format!("the counter query for {deployment} returned {value}, not a count: {query}")),
-        Answer::Several(series) => Err(format!(
-            "the counter query for {deployment} returned {} series, not one (wrap it in sum(...)): {query}",
-            series.len()
-        )),
+/// The value of counter `part` in a combined answer: `None` without a series (nothing counted yet), an error for
+/// anything but one finite, non-negative number.
+fn counter_value(answer: &[(String, f64)], part: &str, query: &str) -> Result<Option<u64>, String> {
+    let values: Vec<f64> = answer.iter().filter(|(name, _)| name == part).map(|(_, value)| *value).collect();
+    match values.as_slice() {
+        [] => Ok(None),
+        [value] if value.is_finite() && *value >= 0.0 => Ok(Some(value.round() as u64)),
+        [value] => Err(format!("the counter {part} is {value}, not a count: {query}")),
+        several => Err(format!("the counter {part} has {} series, not one: {query}", several.len())),
     }
 }
 
@@ -159,10 +157,13 @@ impl Analyzer {
         Round { checks, verdict }
     }
 
-    /// Reads every counted check's counters for both versions, every query evaluated at the same second.
+    /// Reads every counted check's counters for both versions as Prometheus has them now.
     pub async fn counts(&self, deadline: Instant) -> Vec<CountedReading> {
-        let at =
-            jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or_else(|_| jiff::Timestamp::now());
+        self.counts_at(jiff::Timestamp::now(), deadline).await
+    }
+
+    /// Reads every counted check's counters for both versions as Prometheus had them at `at` (to the second).
+    pub async fn counts_at(&self, at: jiff::Timestamp, deadline: Instant) -> Vec<CountedReading> {
         futures::future::join_all(self.analysis.counted_checks().map(|check| async move {
             let query = self.query(check, &self.target.canary).unwrap_or_default();
             let counts = self.read_counts(check, at, deadline).await;
@@ -171,53 +172,46 @@ impl Analyzer {
         .await
     }
 
+    /// Both versions' counters of `check`, read in one PromQL expression (each part labelled `fledge_counter`), so
+    /// that no part comes from a later scrape than another.
     async fn read_counts(&self, check: &MetricCheck, at: jiff::Timestamp, deadline: Instant) -> Result<Counts, String> {
         let previous = self.target.previous.as_ref().ok_or_else(|| no_previous_version().detail)?;
-        let (new, live) = futures::join!(
-            self.read_version_counts(check, &self.target.canary, at, deadline),
-            self.read_version_counts(check, previous, at, deadline)
-        );
-        let ((new_total, new_bad), (live_total, live_bad)) = (new?, live?);
-        Ok(Counts { new_total, new_bad, live_total, live_bad })
-    }
-
-    /// `(all requests, bad requests)` of one version.
-    async fn read_version_counts(
-        &self,
-        check: &MetricCheck,
-        workload: &Workload,
-        at: jiff::Timestamp,
-        deadline: Instant,
-    ) -> Result<(u64, u64), String> {
-        let previous = self.target.previous.as_ref().map(|previous| previous.version.as_str());
-        let counters = queries::counters(&check.source, workload, previous)
-            .expect("a counted check has counters")
-            .map_err(|error| fledge_core::error_chain(&error))?;
-        let read = |query: String| async move {
-            let answered = self.prometheus.instant_at(&query, Some(at), deadline).await;
-            let answer = answered.map_err(|error| fledge_core::error_chain(&error))?.answer;
-            counter_value(answer, &query, &workload.deployment)
+        let previous_version = Some(previous.version.as_str());
+        let counters = |workload: &Workload| {
+            queries::counters(&check.source, workload, previous_version)
+                .expect("a counted check has counters")
+                .map_err(|error| fledge_core::error_chain(&error))
         };
-        match counters {
-            Counters::BadAndTotal { bad, total } => {
-                let (bad, total) = futures::join!(read(bad), read(total));
-                let (bad, total) = (bad?, total?);
-                Ok((total.unwrap_or(0), bad.unwrap_or(0)))
-            }
-            Counters::AllAndFast { all, fast } => {
-                let (all, fast_count) = futures::join!(read(all), read(fast.clone()));
-                match (all?, fast_count?) {
-                    (Some(all), None) if all > 0 => Err(format!(
-                        "Prometheus has {all} request(s) of {} but no histogram bucket at slowerThan: {fast} returned nothing",
-                        workload.deployment
-                    )),
-                    (all, fast) => {
-                        let all = all.unwrap_or(0);
-                        Ok((all, all.saturating_sub(fast.unwrap_or(0))))
+        let (new, live) = (counters(&self.target.canary)?, counters(previous)?);
+        let query = queries::counters_together(&[("new", &new), ("live", &live)]);
+        let answered = self
+            .prometheus
+            .instant_by_label(&query, queries::COUNTER_LABEL, at, deadline)
+            .await
+            .map_err(|error| fledge_core::error_chain(&error))?;
+        let value = |part: &str| counter_value(&answered.answer, part, &query);
+        let version = |side: &str, counters: &Counters, workload: &Workload| -> Result<(u64, u64), String> {
+            match counters {
+                Counters::BadAndTotal { .. } => {
+                    Ok((value(&format!("{side}_total"))?.unwrap_or(0), value(&format!("{side}_bad"))?.unwrap_or(0)))
+                }
+                Counters::AllAndFast { fast, .. } => {
+                    match (value(&format!("{side}_all"))?, value(&format!("{side}_fast"))?) {
+                        (Some(all), None) if all > 0 => Err(format!(
+                            "Prometheus has {all} request(s) of {} but no histogram bucket at slowerThan: {fast} returned nothing",
+                            workload.deployment
+                        )),
+                        (all, fast) => {
+                            let all = all.unwrap_or(0);
+                            Ok((all, all.saturating_sub(fast.unwrap_or(0))))
+                        }
                     }
                 }
             }
-        }
+        };
+        let (new_total, new_bad) = version("new", &new, &self.target.canary)?;
+        let (live_total, live_bad) = version("live", &live, previous)?;
+        Ok(Counts { new_total, new_bad, live_total, live_bad })
     }
 
     async fn evaluate(&self, check: &MetricCheck, judge_since: jiff::Timestamp, deadline: Instant) -> CheckResult {

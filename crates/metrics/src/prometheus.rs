@@ -290,21 +290,8 @@ impl PrometheusClient {
 
     /// One instant query, evaluated now, retried while transient errors leave time before `deadline`.
     pub async fn instant(&self, query: &str, deadline: Instant) -> Result<Answered<Answer>, QueryError> {
-        self.instant_at(query, None, deadline).await
-    }
-
-    /// One instant query evaluated `at` a second (now when `None`), so that several queries read the same samples.
-    pub async fn instant_at(
-        &self,
-        query: &str,
-        at: Option<jiff::Timestamp>,
-        deadline: Instant,
-    ) -> Result<Answered<Answer>, QueryError> {
         self.with_retries(deadline, || async {
             let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
-            if let Some(at) = at {
-                request = request.at(at.as_second());
-            }
             if let Some(header) = self.authorization()? {
                 request = request.header(AUTHORIZATION, header);
             }
@@ -323,6 +310,35 @@ impl PrometheusClient {
             Err(QueryError::UnexpectedResult {
                 kind: if data.as_matrix().is_some() { "range vector" } else { "string" },
             })
+        })
+        .await
+    }
+
+    /// One instant query evaluated `at` a second: every series, as the value of its label `label` (empty when the
+    /// series lacks it) and its value. One query is one consistent read: Prometheus never shows part of a scrape.
+    pub async fn instant_by_label(
+        &self,
+        query: &str,
+        label: &str,
+        at: jiff::Timestamp,
+        deadline: Instant,
+    ) -> Result<Answered<Vec<(String, f64)>>, QueryError> {
+        self.with_retries(deadline, || async {
+            let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64).at(at.as_second());
+            if let Some(header) = self.authorization()? {
+                request = request.header(AUTHORIZATION, header);
+            }
+            let response = request.get().await.map_err(|error| self.classify(error))?;
+            let data = response.data();
+            match data.as_vector() {
+                Some(vector) => Ok(vector
+                    .iter()
+                    .map(|series| (series.metric().get(label).cloned().unwrap_or_default(), series.sample().value()))
+                    .collect()),
+                None => Err(QueryError::UnexpectedResult {
+                    kind: if data.as_matrix().is_some() { "range vector" } else { "scalar or string" },
+                }),
+            }
         })
         .await
     }

@@ -117,13 +117,29 @@ impl Counters {
     }
 }
 
-/// The `le` matcher of a histogram bucket bound: exporters write 500 as `500` (Envoy) or `500.0` (some clients).
-fn bucket_matcher(bound_ms: f64) -> String {
-    if bound_ms.fract() == 0.0 {
-        format!(r#"le=~"{}(\.0+)?""#, bound_ms as u64)
-    } else {
-        format!(r#"le=~"{}""#, bound_ms.to_string().replace('.', "\\."))
+/// The `le` matcher of a histogram bucket bound (whole milliseconds below 10⁶, as the manifest allows): exporters
+/// write 500 as `500` (Envoy) or `500.0` (some client libraries). In a PromQL string the regex's `\.` is `\\.`.
+fn bucket_matcher(bound_ms: u128) -> String {
+    format!(r#"le=~"{bound_ms}(\\.0+)?""#)
+}
+
+/// The label that names each part of [`counters_together`]'s answer.
+pub const COUNTER_LABEL: &str = "fledge_counter";
+
+/// One expression reading every counter of both versions: each summed and labelled `fledge_counter="<side>_<part>"`
+/// (`new_bad`, `new_total`, `live_all`, `live_fast`, ...), joined with `or`.
+pub fn counters_together(sides: &[(&str, &Counters)]) -> String {
+    let mut parts = Vec::new();
+    for (side, counters) in sides {
+        let named: [(&str, &String); 2] = match counters {
+            Counters::BadAndTotal { bad, total } => [("bad", bad), ("total", total)],
+            Counters::AllAndFast { all, fast } => [("all", all), ("fast", fast)],
+        };
+        for (part, query) in named {
+            parts.push(format!(r#"label_replace(sum({query}), "{COUNTER_LABEL}", "{side}_{part}", "", "")"#));
+        }
     }
+    parts.join(" or ")
 }
 
 /// The counters of a counted check for one workload; `None` for a check that is not counted.
@@ -142,7 +158,7 @@ pub fn counters(
             all: format!(r#"sum(istio_request_duration_milliseconds_count{{{selector}}})"#),
             fast: format!(
                 r#"sum(istio_request_duration_milliseconds_bucket{{{selector},{}}})"#,
-                bucket_matcher(slower_than.as_millis() as f64)
+                bucket_matcher(slower_than.as_millis())
             ),
         },
         MetricSource::Counted { bad, total } => {
@@ -227,10 +243,16 @@ mod tests {
             counters(&slow, &workload, Some("v1")),
             Some(Ok(Counters::AllAndFast {
                 all: format!(r#"sum(istio_request_duration_milliseconds_count{{{selector}}})"#),
-                fast: format!(r#"sum(istio_request_duration_milliseconds_bucket{{{selector},le=~"500(\.0+)?"}})"#),
+                fast: format!(r#"sum(istio_request_duration_milliseconds_bucket{{{selector},le=~"500(\\.0+)?"}})"#),
             }))
         );
-        assert_eq!(bucket_matcher(0.5), r#"le=~"0\.5""#);
+        let success = counters(&MetricSource::Builtin(BuiltinMetric::SuccessRate), &workload, None).unwrap().unwrap();
+        assert_eq!(
+            counters_together(&[("new", &success)]),
+            format!(
+                r#"label_replace(sum(sum(istio_requests_total{{{selector},response_code=~"5.*"}})), "fledge_counter", "new_bad", "", "") or label_replace(sum(sum(istio_requests_total{{{selector}}})), "fledge_counter", "new_total", "", "")"#
+            )
+        );
         assert_eq!(counters(&MetricSource::Builtin(BuiltinMetric::LatencyP99), &workload, None), None);
     }
 

@@ -294,7 +294,7 @@ impl<P: Adapters> Runner<'_, P> {
             .await
             .map_err(|error| error_stop(&format!("set the weight of stage {}", index + 1), &error))?;
         self.emit(Event::StageStarted { index, weight: stage.weight, duration: clock.duration });
-        counted.start_stage();
+        counted.start_stage(stage.weight.percent());
 
         let judge_since = self.now();
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + clock.interval, clock.interval);
@@ -526,23 +526,23 @@ impl StageClock {
     /// Counts a round: a counted round moves the clock, a round without data holds it (and adds to the hold). Once
     /// the duration is counted, a round while counted checks are `short_of_requests` holds too.
     fn count(&mut self, verdict: RoundVerdict, short_of_requests: &[String]) -> TallyDecision {
-        let mut decision = self.tally.record(verdict);
-        self.awaiting_requests = false;
-        if decision == TallyDecision::Continue && self.elapsed + self.interval >= self.duration {
-            self.awaiting_requests = !short_of_requests.is_empty();
-        }
-        if self.awaiting_requests {
-            decision = TallyDecision::Hold;
-            self.elapsed = self.duration;
-            self.held += self.interval;
-            return decision;
-        }
+        let decision = self.tally.record(verdict);
         match decision {
             TallyDecision::Continue => self.elapsed += self.interval,
             TallyDecision::Hold if verdict == RoundVerdict::NoData => self.held += self.interval,
             TallyDecision::Hold | TallyDecision::RollBack(_) => {}
         }
-        decision
+        self.awaiting_requests = !matches!(decision, TallyDecision::RollBack(_))
+            && self.elapsed >= self.duration
+            && !short_of_requests.is_empty();
+        if !self.awaiting_requests {
+            return decision;
+        }
+        if decision == TallyDecision::Continue {
+            self.held += self.interval; // the round counted no stage time: it held for requests
+        }
+        self.elapsed = self.duration;
+        TallyDecision::Hold
     }
 }
 

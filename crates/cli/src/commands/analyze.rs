@@ -1,4 +1,5 @@
-//! `fledge analyze FILE`: one round of the release's metric checks, now, as a table.
+//! `fledge analyze FILE`: one round of the release's metric checks, now, as a table. Counted checks judge the
+//! requests of the lookback (`--since`) as one look of their sequential test.
 
 use crate::cli::OutputFormat;
 use fledge_core::analysis::RoundVerdict;
@@ -53,7 +54,17 @@ async fn analyze(
     let judge_since = jiff::Timestamp::now() - lookback;
     // Queries are retried within one analysis interval, as in a release stage.
     let deadline = tokio::time::Instant::now() + interval.max(release.prometheus.timeout.as_std());
-    let round = analyzer.round(judge_since, deadline).await;
+    let mut round = analyzer.round(judge_since, deadline).await;
+    // Counted checks: their counters then and now, as one look of the sequential test over the lookback.
+    let mut counted = fledge_core::counted_checks::CountedChecks::of(&release.analysis);
+    if !counted.is_empty() {
+        let (then, now) = futures::join!(analyzer.counts_at(judge_since, deadline), analyzer.counts(deadline));
+        counted.start_stage(0); // compared with the live version, whatever the route's weights
+        counted.look(then);
+        counted.look(now);
+        round.checks.extend(counted.results(jiff::Timestamp::now()));
+        round.verdict = RoundVerdict::of(round.checks.iter().map(|check| check.verdict), release.analysis.no_data);
+    }
     let text = match output {
         OutputFormat::Text => crate::views::analyze::render(release, &target, &round),
         OutputFormat::Json => {

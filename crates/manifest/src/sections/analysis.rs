@@ -17,11 +17,10 @@ const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(10 * 60);
 const BUILTIN_CHOICES: &[&str] = &["success-rate", "latency-p99", "slow-requests"];
 const DEFAULT_FALSE_ALARM: &str = "1%";
 const DEFAULT_DETECT: Regression = Regression::Points(0.01);
-/// The bounds of Istio's (Envoy's) default request duration histogram, in milliseconds: `slowerThan` must be one.
-const DURATION_BUCKETS_MS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0,
-    600000.0, 1800000.0, 3600000.0,
-];
+/// The bounds of Istio's (Envoy's) default request duration histogram, in whole milliseconds from 1 ms to 10 minutes
+/// (its 0.5 ms, 30 min and 1 h bounds are left out): `slowerThan` must be one.
+const DURATION_BUCKETS_MS: [u128; 16] =
+    [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000];
 
 pub(crate) static ANALYSIS: Object = Object {
     fields: &[
@@ -558,8 +557,19 @@ fn read_counters(reader: &mut Reader, metric: &Entries<'_>) -> Option<Option<(St
     match (metric.get("bad"), metric.get("total")) {
         (None, None) => Some(None),
         (Some(bad), Some(total)) => {
-            let bad = read_query(reader, bad, &metric.path_of("bad"));
-            let total = read_query(reader, total, &metric.path_of("total"));
+            let mut counter = |node: &Node, name: &str| {
+                let query = read_query(reader, node, &metric.path_of(name))?;
+                if QueryTemplate::parse(&query).is_ok_and(|template| template.uses("window")) {
+                    reader.error(
+                        node,
+                        format!("`{}` uses {{{{window}}}}: a counter takes no window", metric.path_of(name)),
+                        "write the counter itself, like sum(payments_total{...}); fledge reads it at every scrape",
+                    );
+                    return None;
+                }
+                Some(query)
+            };
+            let (bad, total) = (counter(bad, "bad"), counter(total, "total"));
             Some(Some((bad?, total?)))
         }
         (Some(_), None) | (None, Some(_)) => {
@@ -576,8 +586,7 @@ fn read_counters(reader: &mut Reader, metric: &Entries<'_>) -> Option<Option<(St
 
 /// `slowerThan` must be a bound of Istio's duration histogram: only there are slow requests counted.
 fn check_bucket(reader: &mut Reader, metric: &Entries<'_>, slower_than: Duration) -> Option<()> {
-    let milliseconds = slower_than.as_millis() as f64;
-    if DURATION_BUCKETS_MS.contains(&milliseconds) {
+    if DURATION_BUCKETS_MS.contains(&slower_than.as_millis()) {
         return Some(());
     }
     let bounds: Vec<String> = DURATION_BUCKETS_MS[..12].iter().map(|bound| format!("{bound}ms")).collect();
