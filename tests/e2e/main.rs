@@ -6,6 +6,7 @@ mod permissions;
 mod pinned_routes;
 mod plan;
 mod support;
+mod wait;
 
 use serde_json::Value;
 use std::time::Duration;

@@ -129,6 +129,23 @@ Examples:
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Wait for the manifest's release, run by another process, to end; exit with its exit code.
+    ///
+    /// Follows the run record (ConfigMap fledge-release-<service>) of the release of FILE (its version and
+    /// manifest), printing the progress lines `fledge run` prints for each phase, until it is promoted, rolled back
+    /// or stopped for approval, and exits with that code. Waits for the release to start if it has not. Exit 5 when
+    /// --timeout passes first. Changes nothing.
+    #[command(after_help = "\
+Examples:
+  fledge wait release.yaml                 # a Kubernetes Job runs `fledge run release.yaml`
+  fledge wait release.yaml --timeout 30m")]
+    Wait {
+        #[command(flatten)]
+        target: ReleaseTarget,
+        /// Give up after this long (exit 5: still in flight). Default: wait until the release ends.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<fledge_core::Duration>,
+    },
     /// Roll back the release in flight for the manifest's service, whatever its version.
     ///
     /// When another fledge process runs the release, asks it to roll back and waits for it; otherwise rolls back

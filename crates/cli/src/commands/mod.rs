@@ -10,6 +10,7 @@ mod schema;
 mod sim;
 mod status;
 mod validate;
+mod wait;
 
 use crate::cli::{Command, LogFormat};
 use fledge_core::Outcome;
@@ -34,6 +35,7 @@ pub(crate) fn run(command: Command, log_format: LogFormat) -> Outcome {
             rehearse::run(&file, scenario.as_deref(), all, rps, speed, provider, repeat, output)
         }
         Command::Status { target, output } => status::run(&target.file, output, &target.cluster),
+        Command::Wait { target, timeout } => wait::run(&target.file, timeout, &target.cluster, log_format),
         Command::Gate { target, no_deploy } => gate::run(&target.file, no_deploy, &target.cluster),
         Command::Analyze { file, previous_version, since, output } => {
             analyze::run(&file, previous_version.as_deref(), since, output)
