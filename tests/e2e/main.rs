@@ -2,6 +2,7 @@
 //! with a real Prometheus, and each outcome leaves the cluster as it should: 100% on one healthy version.
 
 mod gateway_api;
+mod html_report;
 mod permissions;
 mod pinned_routes;
 mod plan;
@@ -93,11 +94,14 @@ async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_r
         text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
             .replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 12s}")
     });
-    let (json, junit) = (world.path("report.json"), world.path("report.xml"));
-    let (json_arg, junit_arg) = (json.display().to_string(), junit.display().to_string());
-    let finished = world.fledge(&["run", "--report-json", &json_arg, "--report-junit", &junit_arg], &manifest).await;
+    let (json, junit, html) = (world.path("report.json"), world.path("report.xml"), world.path("report.html"));
+    let (json_arg, junit_arg, html_arg) =
+        (json.display().to_string(), junit.display().to_string(), html.display().to_string());
+    let arguments = ["run", "--report-json", &json_arg, "--report-junit", &junit_arg, "--report-html", &html_arg];
+    let finished = world.fledge(&arguments, &manifest).await;
     assert_eq!(finished.code, 11, "{finished:#?}");
     check_reports(&world, &json, &junit).await;
+    html_report::check_rendered(&html, &json).await;
     assert!(finished.stdout.contains("success-rate = "), "the failed check is named: {}", finished.stdout);
     let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-started").collect();
     assert_eq!(stages.len(), 1, "rolled back in the first stage");
@@ -311,4 +315,9 @@ async fn check_reports(world: &World, json: &std::path::Path, junit: &std::path:
     let summary = world.step_summary();
     assert!(summary.contains("fledge: reviews v2 in bookinfo: `rolled-back-metrics` (exit 11)"), "{summary}");
     assert!(summary.contains("| stage 1 | 20% | failed |"), "{summary}");
+    // A mermaid chart per check, the failed round's value on its line and the threshold on another.
+    let failed = check["value"].as_f64().unwrap();
+    assert!(summary.contains("```mermaid\nxychart-beta\n    title \"success-rate per round (%)\"\n"), "{summary}");
+    assert!(summary.contains(&format!("{failed:.2}]\n    line [")), "{summary}");
+    assert!(summary.contains("    title \"latency-p99 per round (ms)\"\n"), "{summary}");
 }

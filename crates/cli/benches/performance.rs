@@ -93,7 +93,7 @@ async fn crash_loop_verdict() -> f64 {
     else {
         panic!("no deploying or gate-failed event: {finished:#?}")
     };
-    (failed - deploying).get_milliseconds() as f64 / 1000.0
+    failed.duration_since(deploying).as_secs_f64()
 }
 
 async fn thousand_replicas_peak_mib() -> (f64, f64) {

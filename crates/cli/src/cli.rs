@@ -311,6 +311,9 @@ pub(crate) struct ReportArguments {
     /// Write a JUnit XML report: a testsuite for the release, a testcase for the gate and each stage.
     #[arg(long, value_name = "PATH")]
     pub(crate) report_junit: Option<PathBuf>,
+    /// Write one self-contained HTML page: the verdict, the traffic timeline and a chart per check (no script).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) report_html: Option<PathBuf>,
 }
 
 /// A release manifest and the cluster it is released to.

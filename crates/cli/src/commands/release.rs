@@ -29,7 +29,7 @@ pub(super) fn run(
 }
 
 pub(super) fn abort(file: &Path, cluster: &ClusterArguments, log_format: LogFormat) -> Outcome {
-    let no_reports = ReportArguments { report_json: None, report_junit: None };
+    let no_reports = ReportArguments { report_json: None, report_junit: None, report_html: None };
     drive(file, Action::Abort, &no_reports, cluster, log_format)
 }
 
@@ -64,12 +64,17 @@ fn write_reports(release: &Release, outcome: Outcome, recorder: &Recorder, repor
     {
         let _ = writeln!(stderr, "warning: failed to write the JUnit report {}: {error}", path.display());
     }
+    if let Some(path) = &reports.report_html
+        && let Err(error) = std::fs::write(path, report.html(release))
+    {
+        let _ = writeln!(stderr, "warning: failed to write the HTML report {}: {error}", path.display());
+    }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()) {
         let appended = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(&path)
-            .and_then(|mut file| file.write_all(report.markdown().as_bytes()));
+            .and_then(|mut file| file.write_all(report.markdown(release).as_bytes()));
         if let Err(error) = appended {
             let _ = writeln!(stderr, "warning: failed to append to $GITHUB_STEP_SUMMARY: {error}");
         }

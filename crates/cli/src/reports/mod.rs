@@ -4,12 +4,14 @@
 //! ```text
 //!  runner events ─▶ Recorder (timestamped) ─▶ ReleaseReport ─┬─▶ --report-json PATH
 //!                                                             ├─▶ --report-junit PATH
+//!                                                             ├─▶ --report-html PATH (charts, no script)
 //!                                                             └─▶ $GITHUB_STEP_SUMMARY (appended)
 //! ```
 //!
 //! The JSON report's fields are documented in docs/reports.md. This module builds the report from the events; the
 //! JSON is its serialization, [`junit`] and [`markdown`] render the other two.
 
+mod html;
 mod junit;
 mod markdown;
 
@@ -155,7 +157,7 @@ impl ReleaseReport {
             reason: None,
             started_at,
             finished_at,
-            duration_seconds: (finished_at - started_at).get_milliseconds() as f64 / 1000.0,
+            duration_seconds: finished_at.duration_since(started_at).as_secs_f64(),
             gate: None,
             stages: Vec::new(),
             events: Vec::new(),
@@ -249,6 +251,6 @@ impl ReleaseReport {
 
     /// Seconds from `from` to `to` (0 when it did not end).
     fn seconds(from: jiff::Timestamp, to: Option<jiff::Timestamp>) -> f64 {
-        to.map_or(0.0, |to| (to - from).get_milliseconds() as f64 / 1000.0)
+        to.map_or(0.0, |to| to.duration_since(from).as_secs_f64())
     }
 }
