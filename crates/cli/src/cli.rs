@@ -261,6 +261,10 @@ Examples:
         /// spread of the time to abort and of the failed requests.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
+        /// Write each rehearsal's HTML report (`--report-html` of `fledge run`) into this directory, as
+        /// SCENARIO-N.html.
+        #[arg(long, value_name = "DIRECTORY")]
+        report_html: Option<PathBuf>,
         /// How the results are shown on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,

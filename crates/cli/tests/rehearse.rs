@@ -105,7 +105,8 @@ fn a_repeated_rehearsal_reports_every_run_of_a_counted_check() {
     let output = Command::new(env!("CARGO_BIN_EXE_fledge"))
         .arg("rehearse")
         .arg(&manifest)
-        .args(["--scenario", "errors=10%", "--rps", "100", "--repeat", "2", "--output", "json"])
+        .args(["--scenario", "errors=10%", "--rps", "100", "--repeat", "2", "--output", "json", "--report-html"])
+        .arg(dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -126,5 +127,10 @@ fn a_repeated_rehearsal_reports_every_run_of_a_counted_check() {
             "{rehearsal}"
         );
         assert!(rehearsal["failedRequests"].as_u64().unwrap() <= 10, "a handful of failures: {rehearsal}");
+    }
+    for repetition in [1, 2] {
+        let page = std::fs::read_to_string(dir.path().join(format!("errors_10_-{repetition}.html"))).unwrap();
+        assert!(page.contains(r#"data-outcome="rolled-back-metrics""#), "{page}");
+        assert!(page.contains(r#"<figure class="check" data-check="success-rate""#), "{page}");
     }
 }

@@ -31,8 +31,8 @@ pub(crate) fn run(command: Command, log_format: LogFormat) -> Outcome {
         Command::Demo { gateway_api, prometheus_url, metrics_port } => {
             demo::run(gateway_api, prometheus_url, metrics_port, log_format)
         }
-        Command::Rehearse { file, scenario, all, rps, speed, provider, repeat, output } => {
-            rehearse::run(&file, scenario.as_deref(), all, rps, speed, provider, repeat, output)
+        Command::Rehearse { file, scenario, all, rps, speed, provider, repeat, report_html, output } => {
+            rehearse::run(&file, scenario.as_deref(), all, rps, speed, provider, repeat, report_html.as_deref(), output)
         }
         Command::Status { target, output } => status::run(&target.file, output, &target.cluster),
         Command::Wait { target, timeout } => wait::run(&target.file, timeout, &target.cluster, log_format),

@@ -5,6 +5,7 @@ use crate::cli::{LogFormat, OutputFormat, Provider};
 use crate::launch::{Launch, Signals, launch_release};
 use crate::progress::EventWriter;
 use crate::rehearsal::{self, Rehearsal};
+use crate::reports::{Recorder, ReleaseReport};
 use crate::simulation::{SimulatedWorld, WorldError};
 use fledge_core::{Outcome, Phase, Release};
 use fledge_runner::Event;
@@ -48,6 +49,7 @@ pub(super) fn run(
     speed: Option<f64>,
     provider: Option<Provider>,
     repeat: u32,
+    report_html: Option<&std::path::Path>,
     output: OutputFormat,
 ) -> Outcome {
     let mut release = match super::load_release(file) {
@@ -64,13 +66,16 @@ pub(super) fn run(
     };
     let speed = speed.unwrap_or_else(|| rehearsal::default_speed(&release)).max(1.0);
     let verbose = !all && repeat == 1;
-    super::block_on(rehearse_all(release, scenarios, repeat, rps, speed, output, verbose), |_| Outcome::InternalError)
+    let rehearsals = rehearse_all(release, scenarios, repeat, report_html, rps, speed, output, verbose);
+    super::block_on(rehearsals, |_| Outcome::InternalError)
 }
 
+#[allow(clippy::too_many_arguments, reason = "the command's options, as clap parsed them")]
 async fn rehearse_all(
     release: Release,
     scenarios: Vec<String>,
     repeat: u32,
+    report_html: Option<&std::path::Path>,
     rps: f64,
     speed: f64,
     output: OutputFormat,
@@ -91,7 +96,7 @@ async fn rehearse_all(
     );
     let runs = scenarios.iter().flat_map(|scenario| (1..=repeat).map(move |repetition| (scenario.clone(), repetition)));
     let results: Vec<Result<Rehearsal, RehearseError>> = futures::stream::iter(runs)
-        .map(|(scenario, repetition)| rehearse(&release, scenario, repetition, rps, speed, verbose))
+        .map(|(scenario, repetition)| rehearse(&release, scenario, repetition, report_html, rps, speed, verbose))
         .buffered(PARALLEL)
         .collect()
         .await;
@@ -110,6 +115,7 @@ async fn rehearse(
     release: &Release,
     scenario: String,
     repetition: u32,
+    report_html: Option<&std::path::Path>,
     rps: f64,
     speed: f64,
     verbose: bool,
@@ -156,7 +162,23 @@ async fn rehearse(
         signals: Signals::Ignored,
         abort: false,
     };
-    let outcome = launch_release(&fast, &ports, recorder, launch).await;
+    let reports = Recorder::new();
+    let outcome = launch_release(&fast, &ports, reports.reporter(recorder), launch).await;
+    if let Some(directory) = report_html {
+        let name: String = scenario
+            .chars()
+            .map(|character| if character.is_ascii_alphanumeric() || character == '-' { character } else { '_' })
+            .collect();
+        let path = directory.join(format!("{name}-{repetition}.html"));
+        let page = ReleaseReport::new(&fast, outcome, &reports).html(&fast);
+        if let Err(error) = std::fs::write(&path, page) {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "warning: failed to write the HTML report {}: {error}",
+                path.display()
+            );
+        }
+    }
 
     let timeline = timeline.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     let rolling_back = timeline.iter().find(|(_, event)| matches!(event, Event::RollingBack { .. }));
