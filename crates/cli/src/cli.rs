@@ -269,6 +269,22 @@ Examples:
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Print the shell completion script for SHELL.
+    #[command(after_help = "\
+Examples:
+  fledge completions bash > ~/.local/share/bash-completion/completions/fledge
+  fledge completions zsh > ~/.zfunc/_fledge        # with fpath+=~/.zfunc before compinit
+  fledge completions fish > ~/.config/fish/completions/fledge.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "\
+Examples:
+  fledge man > ~/.local/share/man/man1/fledge.1 && man fledge")]
+    Man,
     /// Run the simulated Kubernetes cluster (fledge-sim) until interrupted.
     ///
     /// Serves a Kubernetes API that kubectl and fledge accept, with a deployment controller, simulated kubelet

@@ -1,6 +1,7 @@
 //! One module per command; each returns the [`Outcome`] that becomes the exit code.
 
 mod analyze;
+mod completions;
 mod demo;
 mod gate;
 mod plan;
@@ -23,6 +24,8 @@ pub(crate) fn run(command: Command, log_format: LogFormat) -> Outcome {
     match command {
         Command::Validate { files, output } => validate::run(&files, output),
         Command::Schema => schema::run(),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => completions::man(),
         Command::Run { target, approve, reports } => {
             release::run(&target.file, approve, &reports, &target.cluster, log_format)
         }
