@@ -185,11 +185,18 @@ async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release(
     // The webhook's URL (its path and query are its credential) comes from a file, as a mounted Secret would give it.
     let webhook_file = world.path("webhook-url");
     std::fs::write(&webhook_file, format!("{}\n", webhook.url)).unwrap();
+    // Chat webhooks get their native messages: Slack's blocks, a Teams workflow's Adaptive Card.
+    let (slack, teams) = (Webhook::start().await, Webhook::start().await);
+    let (slack_file, teams_file) = (world.path("slack-url"), world.path("teams-url"));
+    std::fs::write(&slack_file, &slack.url).unwrap();
+    std::fs::write(&teams_file, &teams.url).unwrap();
     let manifest = world.manifest("v2", "2.0.0", |text| {
         format!(
-            "{}notify:\n  - webhookFile: \"{}\"\n    on: [started, stage-passed, awaiting-approval, promoted, rolled-back]\n",
+            "{}notify:\n  - webhookFile: \"{}\"\n    on: [started, stage-passed, awaiting-approval, promoted, rolled-back]\n  - webhookFile: \"{}\"\n    format: slack\n    on: [awaiting-approval, promoted]\n  - webhookFile: \"{}\"\n    format: teams\n    on: [awaiting-approval, promoted]\n",
             text.replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 6s, approval: true}"),
-            webhook_file.display()
+            webhook_file.display(),
+            slack_file.display(),
+            teams_file.display()
         )
     });
     let waiting = world.fledge(&["run"], &manifest).await;
@@ -214,6 +221,61 @@ async fn an_approval_stage_stops_with_its_code_and_approve_finishes_the_release(
         webhook.events(),
         ["started", "stage-passed", "awaiting-approval", "started", "stage-passed", "promoted"],
         "every subscribed event arrives; the first post failed with 500 and was retried"
+    );
+    // The first post to each failed and was retried; both messages arrived, whole.
+    let slack_message = |title: &str, stage: &str| {
+        serde_json::json!({
+            "text": title,
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": title}},
+                {"type": "section", "fields": [
+                    {"type": "mrkdwn", "text": "*Service*\nreviews"},
+                    {"type": "mrkdwn", "text": "*Version*\nv2"},
+                    {"type": "mrkdwn", "text": "*Namespace*\nbookinfo"},
+                    {"type": "mrkdwn", "text": format!("*Stage*\n{stage}")},
+                ]},
+            ],
+        })
+    };
+    let waiting_title = "fledge: reviews v2 waiting for approval after stage 1/2 (20%)";
+    assert_eq!(
+        *slack.bodies.lock().unwrap(),
+        [
+            slack_message(waiting_title, "stage 1/2 (20%)"),
+            slack_message("fledge: reviews v2 promoted", "stage 2/2 (50%)")
+        ]
+    );
+    let teams_messages = teams.bodies.lock().unwrap().clone();
+    let card = |title: &str, stage: &str, verdict: &str| {
+        serde_json::json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": null,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {"type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": true, "text": title},
+                        {"type": "FactSet", "facts": [
+                            {"title": "Service", "value": "reviews"},
+                            {"title": "Version", "value": "v2"},
+                            {"title": "Namespace", "value": "bookinfo"},
+                            {"title": "Stage", "value": stage},
+                            {"title": "Verdict", "value": verdict},
+                        ]},
+                    ],
+                },
+            }],
+        })
+    };
+    assert_eq!(
+        teams_messages,
+        [
+            card(waiting_title, "stage 1/2 (20%)", "waiting for approval after stage 1/2 (20%)"),
+            card("fledge: reviews v2 promoted", "stage 2/2 (50%)", "promoted")
+        ]
     );
     let summary = world.step_summary();
     assert!(!support::SECRETS.iter().any(|secret| summary.contains(secret)), "no secret in the step summary");

@@ -3,7 +3,7 @@
 //! for posts still in flight, then gives up on them.
 
 use fledge_core::Release;
-use fledge_core::release::{NotifyEvent, WebhookSource, url_host};
+use fledge_core::release::{MessageFormat, NotifyEvent, WebhookSource, url_host};
 use fledge_runner::{Event, Reporter};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,12 +22,128 @@ pub(crate) struct Notifier {
     targets: Arc<Vec<Target>>,
     client: reqwest::Client,
     pending: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    progress: Arc<Mutex<Progress>>,
 }
 
 /// A webhook with its URL at hand.
 struct Target {
     url: String,
     on: Vec<NotifyEvent>,
+    format: MessageFormat,
+}
+
+/// Where the release is, as the events so far tell: for chat messages.
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    /// `stage 2/3 (25%)`.
+    stage: Option<String>,
+    /// Why it is rolling back.
+    reason: Option<String>,
+}
+
+/// One message about a release event, before its shape is chosen.
+struct Message<'a> {
+    kind: NotifyEvent,
+    release: &'a Release,
+    progress: &'a Progress,
+    /// The event's fields (fledge's JSON `details`).
+    details: serde_json::Value,
+    time: jiff::Timestamp,
+}
+
+impl Message<'_> {
+    /// The verdict so far, in words: `promoted`, `rolled back (rolled-back-metrics)`, `stage 1/2 (20%) passed`.
+    fn verdict(&self) -> String {
+        match self.kind {
+            NotifyEvent::Started => "started".to_owned(),
+            NotifyEvent::StagePassed => {
+                format!("{} passed", self.progress.stage.as_deref().unwrap_or("a stage"))
+            }
+            NotifyEvent::AwaitingApproval => {
+                format!("waiting for approval after {}", self.progress.stage.as_deref().unwrap_or("a stage"))
+            }
+            NotifyEvent::Promoted => "promoted".to_owned(),
+            NotifyEvent::RolledBack => match self.details["reason"].as_str() {
+                Some(reason) => format!("rolled back ({})", fledge_core::Outcome::RolledBack(rollback_reason(reason))),
+                None => "rolled back".to_owned(),
+            },
+            NotifyEvent::RollbackFailed => "ROLLBACK FAILED: a person must look (fledge status)".to_owned(),
+        }
+    }
+
+    /// The message in `format`.
+    fn body(&self, format: MessageFormat) -> serde_json::Value {
+        let service = &self.release.service;
+        let title = format!("fledge: {} {} {}", service.name, service.version, self.verdict());
+        let stage = self.progress.stage.clone().unwrap_or_else(|| "-".to_owned());
+        let reason = match self.kind {
+            NotifyEvent::RolledBack | NotifyEvent::RollbackFailed => self.progress.reason.clone(),
+            _ => None,
+        };
+        match format {
+            MessageFormat::Json => {
+                let mut body = serde_json::json!({
+                    "event": self.kind.manifest_name(),
+                    "service": service.name,
+                    "namespace": service.namespace,
+                    "version": service.version,
+                    "time": self.time.to_string(),
+                });
+                body["details"] = self.details.clone();
+                body
+            }
+            MessageFormat::Slack => {
+                let mut blocks = vec![
+                    serde_json::json!({"type": "header", "text": {"type": "plain_text", "text": title}}),
+                    serde_json::json!({"type": "section", "fields": [
+                        {"type": "mrkdwn", "text": format!("*Service*\n{}", service.name)},
+                        {"type": "mrkdwn", "text": format!("*Version*\n{}", service.version)},
+                        {"type": "mrkdwn", "text": format!("*Namespace*\n{}", service.namespace)},
+                        {"type": "mrkdwn", "text": format!("*Stage*\n{stage}")},
+                    ]}),
+                ];
+                if let Some(reason) = &reason {
+                    blocks.push(
+                        serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Reason*\n{reason}")}}),
+                    );
+                }
+                serde_json::json!({"text": title, "blocks": blocks})
+            }
+            MessageFormat::Teams => {
+                let mut body = vec![
+                    serde_json::json!({"type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": true, "text": title}),
+                    serde_json::json!({"type": "FactSet", "facts": [
+                        {"title": "Service", "value": service.name},
+                        {"title": "Version", "value": service.version},
+                        {"title": "Namespace", "value": service.namespace},
+                        {"title": "Stage", "value": stage},
+                        {"title": "Verdict", "value": self.verdict()},
+                    ]}),
+                ];
+                if let Some(reason) = &reason {
+                    body.push(serde_json::json!({"type": "TextBlock", "wrap": true, "text": reason}));
+                }
+                serde_json::json!({
+                    "type": "message",
+                    "attachments": [{
+                        "contentType": "application/vnd.microsoft.card.adaptive",
+                        "contentUrl": null,
+                        "content": {
+                            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "type": "AdaptiveCard",
+                            "version": "1.4",
+                            "body": body,
+                        },
+                    }],
+                })
+            }
+        }
+    }
+}
+
+/// A rollback reason from its JSON name.
+fn rollback_reason(name: &str) -> fledge_core::RollbackReason {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).unwrap_or(fledge_core::RollbackReason::Error)
 }
 
 /// A webhook's URL, from the manifest, its file or its environment variable; `Err` says why it cannot be had,
@@ -83,14 +199,20 @@ impl Notifier {
         let mut targets = Vec::new();
         for (index, notification) in release.notify.iter().enumerate() {
             match resolve(&notification.webhook) {
-                Ok(url) => targets.push(Target { url, on: notification.on.clone() }),
+                Ok(url) => targets.push(Target { url, on: notification.on.clone(), format: notification.format }),
                 Err(reason) => tracing::warn!(
                     "notify[{index}]: {} cannot be used: {reason}; no events are posted to it",
                     notification.webhook.describe()
                 ),
             }
         }
-        Notifier { release: release.clone(), targets: Arc::new(targets), client, pending: Arc::default() }
+        Notifier {
+            release: release.clone(),
+            targets: Arc::new(targets),
+            client,
+            pending: Arc::default(),
+            progress: Arc::default(),
+        }
     }
 
     /// A reporter that posts subscribed events, then calls `next`.
@@ -103,28 +225,34 @@ impl Notifier {
     }
 
     fn notify(&self, event: &Event) {
+        let progress = {
+            let mut progress = self.progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match event {
+                Event::StageStarted { index, weight, .. } => {
+                    progress.stage = Some(format!("stage {}/{} ({weight})", index + 1, self.release.stages.len()));
+                }
+                Event::RollingBack { detail, .. } => progress.reason = Some(detail.clone()),
+                Event::RollbackFailed { error } => progress.reason = Some(error.clone()),
+                _ => {}
+            }
+            progress.clone()
+        };
         let Some(kind) = subscription(event) else { return };
         let targets: Vec<&Target> = self.targets.iter().filter(|target| target.on.contains(&kind)).collect();
         if targets.is_empty() {
             return;
         }
-        let service = &self.release.service;
-        let mut body = serde_json::json!({
-            "event": kind.manifest_name(),
-            "service": service.name,
-            "namespace": service.namespace,
-            "version": service.version,
-            "time": jiff::Timestamp::now().to_string(),
-        });
-        if let (Some(object), Ok(serde_json::Value::Object(details))) =
-            (body.as_object_mut(), serde_json::to_value(event))
-        {
-            object.insert("details".into(), serde_json::Value::Object(details));
-        }
-        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let message = Message {
+            kind,
+            release: &self.release,
+            progress: &progress,
+            details: serde_json::to_value(event).unwrap_or_default(),
+            time: jiff::Timestamp::now(),
+        };
         let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for target in targets {
-            let (client, url, body) = (self.client.clone(), target.url.clone(), body.clone());
+            let body = serde_json::to_vec(&message.body(target.format)).unwrap_or_default();
+            let (client, url) = (self.client.clone(), target.url.clone());
             pending.push(tokio::spawn(async move { post(client, url, body).await }));
         }
     }
@@ -186,6 +314,50 @@ mod tests {
         std::fs::write(&garbage, "secret-but-not-a-url").unwrap();
         let refused = resolve(&WebhookSource::File(garbage)).unwrap_err();
         assert!(!refused.contains("secret"), "the file's contents are never shown: {refused}");
+    }
+
+    #[test]
+    fn chat_messages_of_a_rollback_carry_the_reason() {
+        let text = "apiVersion: fledge/v1\nkind: Release\nservice: {name: reviews, namespace: bookinfo, version: v3}\ndeploy: {image: example.com/reviews:3}\nstages: [{weight: 20, duration: 1m}, {weight: 50, duration: 1m}]\n";
+        let release = fledge_manifest::parse(text).unwrap().release;
+        let reason = "1 check round(s) failed: success-rate = 91.77% (>= 99%)";
+        let progress = Progress { stage: Some("stage 1/2 (20%)".into()), reason: Some(reason.into()) };
+        let event = Event::RolledBack { reason: fledge_core::RollbackReason::Metrics };
+        let message = Message {
+            kind: NotifyEvent::RolledBack,
+            release: &release,
+            progress: &progress,
+            details: serde_json::to_value(&event).unwrap(),
+            time: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let title = "fledge: reviews v3 rolled back (rolled-back-metrics)";
+        assert_eq!(
+            message.body(MessageFormat::Slack),
+            serde_json::json!({"text": title, "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": title}},
+                {"type": "section", "fields": [
+                    {"type": "mrkdwn", "text": "*Service*\nreviews"},
+                    {"type": "mrkdwn", "text": "*Version*\nv3"},
+                    {"type": "mrkdwn", "text": "*Namespace*\nbookinfo"},
+                    {"type": "mrkdwn", "text": "*Stage*\nstage 1/2 (20%)"},
+                ]},
+                {"type": "section", "text": {"type": "mrkdwn", "text": format!("*Reason*\n{reason}")}},
+            ]})
+        );
+        let card = message.body(MessageFormat::Teams);
+        let body = &card["attachments"][0]["content"]["body"];
+        assert_eq!(
+            body[1]["facts"][4],
+            serde_json::json!({"title": "Verdict", "value": "rolled back (rolled-back-metrics)"})
+        );
+        assert_eq!(body[2], serde_json::json!({"type": "TextBlock", "wrap": true, "text": reason}));
+        assert_eq!(
+            message.body(MessageFormat::Json),
+            serde_json::json!({
+                "event": "rolled-back", "service": "reviews", "namespace": "bookinfo", "version": "v3",
+                "time": "1970-01-01T00:00:00Z", "details": {"event": "rolled-back", "reason": "metrics"},
+            })
+        );
     }
 
     #[test]

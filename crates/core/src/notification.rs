@@ -12,6 +12,20 @@ pub struct Notification {
     pub webhook: WebhookSource,
     /// The events sent to it.
     pub on: Vec<NotifyEvent>,
+    /// The shape of each message.
+    pub format: MessageFormat,
+}
+
+/// The shape of a webhook's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageFormat {
+    /// fledge's own JSON: the event, the release, the event's details (docs/reports.md).
+    Json,
+    /// A Slack incoming webhook's message: a fallback text and Block Kit blocks.
+    Slack,
+    /// A Microsoft Teams workflow webhook's message: an Adaptive Card.
+    Teams,
 }
 
 /// Where a webhook's URL comes from. The URL is a secret (for Slack and Teams its path is the credential), so it can

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 mod traffic;
 pub use traffic::{GatewayApiTraffic, IstioTraffic, PinnedRoutes, Traffic, TrafficProvider};
 
-pub use crate::notification::{Notification, NotifyEvent, WebhookSource, redacted_url, url_host};
+pub use crate::notification::{MessageFormat, Notification, NotifyEvent, WebhookSource, redacted_url, url_host};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

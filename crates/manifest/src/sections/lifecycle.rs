@@ -3,7 +3,7 @@
 use crate::fields::{Field, Kind, Object};
 use crate::reader::{Entries, Reader};
 use fledge_core::Duration;
-use fledge_core::release::{CleanupPolicy, Notification, NotifyEvent, Promote, Rollback, WebhookSource};
+use fledge_core::release::{CleanupPolicy, MessageFormat, Notification, NotifyEvent, Promote, Rollback, WebhookSource};
 
 const CLEANUP_CHOICES: &[&str] = &["delete", "scale-to-zero", "keep"];
 const EVENT_CHOICES: &[&str] =
@@ -51,6 +51,12 @@ pub(crate) static NOTIFICATION: Object = Object {
             "environment variable holding the webhook's URL, read when the release starts",
         ),
         Field::new("on", Kind::List(&Kind::Choice(EVENT_CHOICES)), "the events sent; default: all of them"),
+        Field::new(
+            "format",
+            Kind::Choice(&["json", "slack", "teams"]),
+            "the message: fledge's JSON, a Slack incoming webhook's blocks, or a Teams workflow's Adaptive Card",
+        )
+        .default("json"),
     ],
     exactly_one_of: &["webhook", "webhookFile", "webhookEnv"],
 };
@@ -88,6 +94,11 @@ pub(super) fn read_notify(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<
         let file = entries.path(reader, "webhookFile").optional();
         let env = entries.text(reader, "webhookEnv").optional();
         let on = read_events(reader, &entries);
+        let format = entries.choice(reader, "format").or("json").map(|format| match format {
+            "slack" => MessageFormat::Slack,
+            "teams" => MessageFormat::Teams,
+            _ => MessageFormat::Json,
+        });
         let webhook = match (url, file, env) {
             (Some(Some(url)), Some(None), Some(None)) => Some(WebhookSource::Url(url)),
             (Some(None), Some(Some(file)), Some(None)) => Some(WebhookSource::File(file)),
@@ -95,8 +106,8 @@ pub(super) fn read_notify(reader: &mut Reader, top: &Entries<'_>) -> Option<Vec<
             // None of them, several, or an invalid one: reported by the reader already.
             _ => None,
         };
-        match (webhook, on) {
-            (Some(webhook), Some(on)) => notifications.push(Notification { webhook, on }),
+        match (webhook, on, format) {
+            (Some(webhook), Some(on), Some(format)) => notifications.push(Notification { webhook, on, format }),
             _ => valid = false,
         }
     }
