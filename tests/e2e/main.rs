@@ -64,6 +64,11 @@ async fn a_healthy_release_is_promoted_and_the_old_version_removed(provider: Pro
     assert!(world.deployment("reviews-v2").await.is_some());
     let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-passed").collect();
     assert_eq!(stages.len(), 2);
+    assert_eq!(
+        world.release_events("reviews-v2").await,
+        ["GateHealthy", "StageStarted", "StagePassed", "StageStarted", "StagePassed", "Promoted"],
+        "kubectl get events --field-selector involvedObject.name=reviews-v2 lists the release's steps in order"
+    );
 
     let again = world.fledge(&["run"], &manifest).await;
     assert_eq!((again.code, again.stdout.as_str()), (0, "reviews v2: promoted\n"), "running it again is a no-op");
@@ -102,6 +107,7 @@ async fn a_version_with_errors_is_rolled_back_at_the_first_stage_and_the_route_r
     assert_eq!(finished.code, 11, "{finished:#?}");
     check_reports(&world, &json, &junit).await;
     html_report::check_rendered(&html, &json).await;
+    assert_eq!(world.release_events("reviews-v2").await, ["GateHealthy", "StageStarted", "RollingBack", "RolledBack"]);
     assert!(finished.stdout.contains("success-rate = "), "the failed check is named: {}", finished.stdout);
     let stages: Vec<&Value> = finished.events.iter().filter(|event| event["event"] == "stage-started").collect();
     assert_eq!(stages.len(), 1, "rolled back in the first stage");

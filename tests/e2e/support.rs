@@ -456,6 +456,26 @@ impl World {
         finished
     }
 
+    /// The reasons of the Events fledge recorded regarding `deployment`, in the order `kubectl get events
+    /// --field-selector involvedObject.name=DEPLOYMENT` lists them; each regards the Deployment by its uid.
+    pub async fn release_events(&self, deployment: &str) -> Vec<String> {
+        let selector = format!("involvedObject.name={deployment}");
+        let events = self.kubectl_json(&["get", "events", "-n", "bookinfo", "--field-selector", &selector]).await;
+        let uid = self.deployment(deployment).await.map(|found| found["metadata"]["uid"].clone());
+        let items = events["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .filter(|event| event["source"]["component"] == "fledge")
+            .inspect(|event| {
+                assert_eq!(event["involvedObject"]["kind"], "Deployment", "{event}");
+                if let Some(uid) = &uid {
+                    assert_eq!(&event["involvedObject"]["uid"], uid, "regards the Deployment itself: {event}");
+                }
+            })
+            .filter_map(|event| event["reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// A namespaced object of bookinfo, without bookkeeping ([`without_bookkeeping`]).
     pub async fn object(&self, kind: &str, name: &str) -> Value {
         without_bookkeeping(self.kubectl_json(&["get", kind, name, "-n", "bookinfo"]).await)

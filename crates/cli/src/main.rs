@@ -6,6 +6,7 @@
 
 mod adapters;
 mod cli;
+mod cluster_events;
 mod commands;
 mod error_report;
 mod launch;

@@ -148,6 +148,11 @@ pub struct Deployer {
 }
 
 impl Deployer {
+    /// The client it writes through (the release's fenced client).
+    pub fn client(&self) -> kube::Client {
+        self.deployments.clone().into_client()
+    }
+
     /// A deployer for `namespace`.
     pub fn new(client: kube::Client, namespace: &str) -> Deployer {
         Deployer {

@@ -8,13 +8,15 @@
 //! ```
 //!
 //! The pure parts ([`template`], [`rollout`]) decide what the Deployment should be and whether it has rolled out;
-//! [`Deployer`] talks to the cluster.
+//! [`Deployer`] talks to the cluster, and [`ReleaseEvents`] records the release's steps as Events regarding it.
 
 mod deployer;
 mod port;
+pub mod release_events;
 pub mod rollout;
 pub mod template;
 
 pub use deployer::{DeployError, Deployer};
+pub use release_events::ReleaseEvents;
 pub use rollout::RolloutStatus;
 pub use template::{FIELD_MANAGER, TemplateError};

@@ -3,6 +3,7 @@
 
 use crate::adapters::{SetupError, connect_ports};
 use crate::cli::{ClusterArguments, LogFormat, ReportArguments};
+use crate::cluster_events::ClusterEvents;
 use crate::launch::{Launch, Signals, launch_release, run_id};
 use crate::notify::Notifier;
 use crate::progress::EventWriter;
@@ -93,7 +94,14 @@ async fn release_to_outcome(
     let ports = connect_ports(&release, cluster, Some(&run), Some(writer.progress())).await?;
     let recorder = Recorder::new();
     let notifier = Notifier::new(&release);
-    let reporter = recorder.reporter(notifier.reporter(writer.reporter()));
+    // Kubernetes Events regard the manifest's Deployment: only a run (abort may roll back another version).
+    let cluster_events =
+        matches!(action, Action::Run { .. }).then(|| ClusterEvents::new(&release, ports.workloads.client(), &run));
+    let next = match &cluster_events {
+        Some(events) => events.reporter(writer.reporter()),
+        None => writer.reporter(),
+    };
+    let reporter = recorder.reporter(notifier.reporter(next));
     let launch = Launch {
         run_id: run,
         approve: matches!(action, Action::Run { approve: true }),
@@ -101,6 +109,9 @@ async fn release_to_outcome(
         abort: action == Action::Abort,
     };
     let outcome = launch_release(&release, &ports, reporter, launch).await;
+    if let Some(events) = &cluster_events {
+        events.drain().await;
+    }
     notifier.drain().await;
     if matches!(action, Action::Run { .. }) {
         write_reports(&release, outcome, &recorder, reports);
