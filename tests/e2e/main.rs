@@ -69,6 +69,12 @@ async fn a_healthy_release_is_promoted_and_the_old_version_removed(provider: Pro
         ["GateHealthy", "StageStarted", "StagePassed", "StageStarted", "StagePassed", "Promoted"],
         "kubectl get events --field-selector involvedObject.name=reviews-v2 lists the release's steps in order"
     );
+    let described = world.kubectl(&["describe", "deployment", "reviews-v2", "-n", "bookinfo"], None).await;
+    let lines: Vec<&str> = described.lines().filter(|line| line.contains("  fledge  ")).collect();
+    assert!(
+        lines.len() == 6 && lines[0].contains("GateHealthy") && lines[5].contains("100% of traffic to v2"),
+        "kubectl describe deployment shows the release: {described}"
+    );
 
     let again = world.fledge(&["run"], &manifest).await;
     assert_eq!((again.code, again.stdout.as_str()), (0, "reviews v2: promoted\n"), "running it again is a no-op");
