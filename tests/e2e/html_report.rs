@@ -44,7 +44,8 @@ pub(crate) async fn check_rendered(html: &Path, json: &Path) {
     let dom = headless(&chromium, html, &["--dump-dom"]).await;
     let outcome = report["outcome"].as_str().unwrap();
     assert!(dom.contains(&format!(r#"id="verdict" class="verdict rolled-back" data-outcome="{outcome}""#)), "{dom}");
-    assert!(dom.contains(&format!("<p class=\"reason\">{}", report["reason"].as_str().unwrap().replace('>', "&gt;"))));
+    let reason = report["reason"].as_str().unwrap().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    assert!(dom.contains(&format!("<p class=\"reason\">{reason}")), "the reason under the verdict: {dom}");
 
     let mut rounds_per_check: Vec<(String, usize)> = Vec::new();
     for stage in report["stages"].as_array().unwrap() {
