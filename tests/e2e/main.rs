@@ -133,7 +133,7 @@ async fn a_counted_check_rolls_back_a_five_percent_error_version_before_the_firs
     // Today's schedule: a round every 30 s, two failed rounds to roll back. The counted check looks every second.
     let manifest = world.manifest("v2", "2.0.0-errors-5pct", |text| {
         text.replace(
-            "  interval: 3s\n  minRequests: 5\n  metrics:\n    - {builtin: success-rate, min: 99, window: 9s}\n    - {builtin: latency-p99, max: 500, window: 9s}\n",
+            "  interval: 3s\n  minRequests: 5\n  metrics:\n    - {builtin: success-rate, min: 97, window: 9s}\n    - {builtin: latency-p99, max: 500, window: 9s}\n",
             "  interval: 30s\n  metrics:\n    - {builtin: success-rate, detect: 1%}\n",
         )
         .replace("  - {weight: 20, duration: 6s}\n  - {weight: 50, duration: 6s}\n", "  - {weight: 20, duration: 2m}\n")

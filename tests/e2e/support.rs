@@ -37,6 +37,10 @@ pub fn image(tag: &str) -> String {
 
 /// A time-compressed release of `reviews` in `namespace`: `version` with the bookinfo image tag `tag`, gate stable
 /// for 2 s, 3 s rounds, two 6 s stages (20%, 50%), a 2 s scale-down delay.
+///
+/// The healthy reviews fail 0.1% of requests, as real services do. A 9 s window at 20% of 50 requests per second
+/// holds about 90 of them, so one chance failure reads 98.9%: the success rate must stay above 97%, which a healthy
+/// version misses about once in ten thousand windows and a 10% error version almost always.
 pub fn release_manifest(namespace: &str, version: &str, tag: &str, prometheus: &str) -> String {
     format!(
         r#"apiVersion: fledge/v1
@@ -49,7 +53,7 @@ analysis:
   interval: 3s
   minRequests: 5
   metrics:
-    - {{builtin: success-rate, min: 99, window: 9s}}
+    - {{builtin: success-rate, min: 97, window: 9s}}
     - {{builtin: latency-p99, max: 500, window: 9s}}
 stages:
   - {{weight: 20, duration: 6s}}
