@@ -155,8 +155,22 @@ impl QueryError {
 
     /// Whether Prometheus rejected the query text itself (a typo, a wrong function): preflight shows these.
     pub fn is_rejected_query(&self) -> bool {
-        matches!(self, QueryError::Refused { error_type, .. } if error_type == "bad_data" || error_type == "execution")
+        matches!(self, QueryError::Refused { error_type, .. } if is_rejection(error_type))
     }
+
+    /// Prometheus' own message when it rejected the query itself ([`QueryError::is_rejected_query`]), else the
+    /// error back.
+    pub fn into_rejection(self) -> Result<String, QueryError> {
+        match self {
+            QueryError::Refused { message, error_type } if is_rejection(&error_type) => Ok(message),
+            other => Err(other),
+        }
+    }
+}
+
+/// Prometheus' error types for a query it cannot run (a parse error, a type error), as opposed to its own trouble.
+fn is_rejection(error_type: &str) -> bool {
+    error_type == "bad_data" || error_type == "execution"
 }
 
 /// What an instant query returned.

@@ -115,6 +115,14 @@ impl Counters {
             Counters::AllAndFast { all, fast } => format!("{all} - {fast}"),
         }
     }
+
+    /// Each counter's query, named by its part (`bad`, `total`, `all`, `fast`).
+    pub fn parts(&self) -> [(&'static str, &String); 2] {
+        match self {
+            Counters::BadAndTotal { bad, total } => [("bad", bad), ("total", total)],
+            Counters::AllAndFast { all, fast } => [("all", all), ("fast", fast)],
+        }
+    }
 }
 
 /// The `le` matcher of a histogram bucket bound (whole milliseconds below 10⁶, as the manifest allows): exporters
@@ -131,11 +139,7 @@ pub const COUNTER_LABEL: &str = "fledge_counter";
 pub fn counters_together(sides: &[(&str, &Counters)]) -> String {
     let mut parts = Vec::new();
     for (side, counters) in sides {
-        let named: [(&str, &String); 2] = match counters {
-            Counters::BadAndTotal { bad, total } => [("bad", bad), ("total", total)],
-            Counters::AllAndFast { all, fast } => [("all", all), ("fast", fast)],
-        };
-        for (part, query) in named {
+        for (part, query) in counters.parts() {
             parts.push(format!(r#"label_replace(sum({query}), "{COUNTER_LABEL}", "{side}_{part}", "", "")"#));
         }
     }

@@ -304,3 +304,45 @@ async fn preflight_shows_prometheus_own_message_for_a_typo_and_warns_about_silen
     assert_eq!(warnings.len(), 1, "the live version's success rate has data: {warnings:?}");
     assert!(warnings[0].contains("check `silent` returns no series for the live version shop-v1"), "{warnings:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_tries_a_counted_check_as_the_release_reads_it() {
+    let world = start(&[("shop", "v1", "good")], &[("shop", 40)]).await;
+    wait_for_requests(&world, &["shop-v1"], "20s", 100.0).await;
+    let preflight = |analysis: String| {
+        let analyzer = analyzer(&release(&world, "shop", "v2", &analysis));
+        async move { analyzer.preflight(Instant::now() + Duration::from_secs(5)).await }
+    };
+    let requests = r#"sum(istio_requests_total{destination_workload=\"{{service}}-{{version}}\"})"#;
+    let counted = |bad: &str, total: &str| {
+        format!(
+            "  metrics:\n    - {{builtin: success-rate, detect: 1%}}\n    - {{builtin: slow-requests, slowerThan: 500ms}}\n    - {{name: custom, bad: \"{bad}\", total: \"{total}\"}}\n"
+        )
+    };
+
+    // The live version has never failed a request: no series of bad requests, and that is no warning.
+    let failed =
+        r#"sum(istio_requests_total{destination_workload=\"{{service}}-{{version}}\",response_code=~\"5.*\"})"#;
+    let warnings = preflight(counted(failed, requests)).await.expect("every counter is accepted");
+    assert_eq!(warnings, Vec::<String>::new(), "a live version without failures counts its requests");
+
+    // A typo in `total`, which is read only beside `bad`, is Prometheus' to name.
+    let typo = r#"sum(istio_requests_total{destination_workload=\"{{service}}-{{version}}\"}"#;
+    let error = preflight(counted(failed, typo)).await.expect_err("a typo in total fails preflight");
+    let PreflightError::Rejected { rejections } = &error else { panic!("expected a rejection: {error:?}") };
+    assert_eq!(rejections.len(), 1, "{rejections:?}");
+    assert_eq!(rejections[0].check, "custom");
+    assert!(rejections[0].message.starts_with("its total counter: "), "the counter is named: {error}");
+    assert!(rejections[0].message.contains("unclosed left parenthesis"), "Prometheus' message: {error}");
+
+    // A `total` that counts nothing of the live version is a warning naming the counter.
+    let silent = r#"sum(no_such_metric{version=\"{{version}}\"})"#;
+    let warnings = preflight(counted(failed, silent)).await.expect("a silent counter is only a warning");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "check `custom` counts no requests of the live version shop-v1 now (no series for its total counter)"
+        ),
+        "{warnings:?}"
+    );
+}
