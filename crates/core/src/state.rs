@@ -39,6 +39,10 @@ pub struct RunRecord {
     pub detail: String,
     /// How the release ended; `None` while in flight.
     pub outcome: Option<Outcome>,
+    /// Why the last rollback could not finish (the release then waits in `RollingBack` for `fledge abort` or a
+    /// resumed run, which clears it); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_failure: Option<String>,
     /// When the release started.
     pub started_at: jiff::Timestamp,
     /// When the record was last written.
@@ -71,6 +75,7 @@ impl RunRecord {
             rollback_reason: None,
             detail: String::new(),
             outcome: None,
+            rollback_failure: None,
             started_at: now,
             updated_at: now,
         }

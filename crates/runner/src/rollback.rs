@@ -17,6 +17,7 @@ impl<P: Adapters> Runner<'_, P> {
         record.phase = Phase::RollingBack;
         record.rollback_reason = Some(reason);
         record.detail = detail;
+        record.rollback_failure = None;
         if let Err(error) = self.save(record).await {
             self.emit(Event::Warning { message: failed("record the rollback (rolling back all the same)", &error) });
         }
@@ -50,6 +51,12 @@ impl<P: Adapters> Runner<'_, P> {
                 Outcome::RolledBack(reason)
             }
             Err(error) => {
+                // Said in the record too, so that `fledge wait` and `fledge status` can tell a rollback that failed
+                // from one still running.
+                record.rollback_failure = Some(error.clone());
+                if let Err(save_error) = self.save(record).await {
+                    self.emit(Event::Warning { message: failed("record that the rollback failed", &save_error) });
+                }
                 self.emit(Event::RollbackFailed { error });
                 Outcome::RollbackFailed
             }

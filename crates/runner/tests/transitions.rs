@@ -406,7 +406,11 @@ async fn a_rollback_that_cannot_finish_is_reported_and_abort_finishes_it() {
     }
     let failed = run(&fake, release("")).await;
     assert_eq!(failed.outcome, Outcome::RollbackFailed);
-    assert_eq!(fake.world().record.as_ref().unwrap().phase, Phase::RollingBack, "left for fledge abort");
+    let record = fake.world().record.clone().unwrap();
+    assert_eq!(record.phase, Phase::RollingBack, "left for fledge abort");
+    assert_eq!(record.outcome, None);
+    let failure = record.rollback_failure.expect("the record says the rollback failed");
+    assert!(failure.starts_with("failed to restore the route"), "{failure}");
 
     fake.world().failing.clear();
     let ports = ports(&fake);
@@ -414,6 +418,7 @@ async fn a_rollback_that_cannot_finish_is_reported_and_abort_finishes_it() {
     let runner = Runner::new(release(""), &ports, RunOptions::default(), Arc::new(|_: &Event| {}), receiver);
     assert_eq!(runner.abort().await, Outcome::RolledBack(RollbackReason::Cancelled));
     assert!(fake.world().route_pristine);
+    assert_eq!(fake.world().record.as_ref().unwrap().rollback_failure, None, "the retry finished it");
     assert_eq!(runner.abort().await, Outcome::Promoted, "nothing left to abort: exit 0");
 }
 

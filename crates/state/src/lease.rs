@@ -94,6 +94,14 @@ fn holder_of(lease: &Lease) -> Option<&str> {
     lease.spec.as_ref().and_then(|spec| spec.holder_identity.as_deref()).filter(|holder| !holder.is_empty())
 }
 
+/// The holder of `lease` at `now` when it renewed the lease within its duration: `None` when free or expired.
+fn live_holder(lease: &Lease, now: jiff::Timestamp) -> Option<&str> {
+    let spec = lease.spec.as_ref()?;
+    let renewed = spec.renew_time.as_ref()?.0;
+    let duration = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
+    holder_of(lease).filter(|_| renewed + duration >= now)
+}
+
 impl ReleaseLock {
     pub(crate) fn new(leases: Api<Lease>, namespace: &str, name: &str, fence: WriteFence) -> ReleaseLock {
         ReleaseLock { leases, namespace: namespace.to_owned(), name: name.to_owned(), fence, renewal: Mutex::new(None) }
@@ -140,11 +148,10 @@ impl ReleaseLock {
         };
         let current = lease.spec.clone().unwrap_or_default();
         let holder_now = current.holder_identity.clone().unwrap_or_default();
-        let renewed = current.renew_time.as_ref().map(|time| time.0);
-        let duration = Duration::from_secs(u64::try_from(current.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
-        let expired = renewed.is_none_or(|renewed| renewed + duration < now);
-        if !holder_now.is_empty() && holder_now != holder && !expired {
-            return Ok(Some(Taken::Theirs(holder_now)));
+        if let Some(live) = live_holder(&lease, now)
+            && live != holder
+        {
+            return Ok(Some(Taken::Theirs(live.to_owned())));
         }
         let acquired = if holder_now == holder { current.acquire_time } else { None };
         lease.spec = Some(spec(holder, now, acquired));
@@ -201,6 +208,12 @@ impl ReleaseLock {
         if let Some(previous) = self.renewal.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).replace(task) {
             previous.abort();
         }
+    }
+
+    /// Who holds the lock now (read only): a run that renewed it within its duration, or `None`.
+    pub(crate) async fn holder(&self) -> Result<Option<String>, LeaseError> {
+        let lease = self.leases.get_opt(&self.name).await.map_err(self.error("read"))?;
+        Ok(lease.as_ref().and_then(|lease| live_holder(lease, jiff::Timestamp::now())).map(str::to_owned))
     }
 
     /// Resolves when the lock is lost.

@@ -97,6 +97,11 @@ impl ClusterState {
         &self.name
     }
 
+    /// The run holding the release lock now, read without taking it; `None` when no process runs the release.
+    pub async fn lock_holder(&self) -> Result<Option<String>, StateError> {
+        Ok(self.lock.holder().await?)
+    }
+
     async fn config_map(&self) -> Result<Option<ConfigMap>, StateError> {
         self.config_maps.get_opt(&self.name).await.map_err(|source| StateError::Read {
             namespace: self.namespace.clone(),

@@ -28,11 +28,7 @@ async fn holder(client: &kube::Client) -> Option<String> {
 /// Freezes `lock`'s run: its renewals stop, and its last renewal is `ago` old.
 async fn freeze(lock: &ReleaseLock, client: &kube::Client, ago: Duration) {
     lock.renewal.lock().unwrap().take().expect("a renewal runs").abort();
-    let leases = Api::<Lease>::namespaced(client.clone(), "bookinfo");
-    let mut lease = leases.get(LEASE).await.unwrap();
-    let aged = jiff::Timestamp::now() - jiff::SignedDuration::try_from(ago).unwrap();
-    lease.spec.as_mut().unwrap().renew_time = Some(MicroTime(aged));
-    leases.replace(LEASE, &PostParams::default(), &lease).await.unwrap();
+    age(client, ago).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,4 +70,32 @@ async fn a_take_whose_guarded_writes_keep_conflicting_is_not_taken() {
     sim.faults().set(FaultSettings::default());
     assert_eq!(holder(&client).await.as_deref(), Some("run-a"), "the expired lease was not overwritten");
     assert!(second.fence.permit(Duration::ZERO).await.is_ok(), "no lock held: the fence is open");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_holder_read_without_taking_is_a_run_that_renews_the_lease() {
+    let (_sim, client) = cluster().await;
+    let (running, watching) = (lock(&client), lock(&client));
+    assert_eq!(watching.holder().await.unwrap(), None, "no Lease yet");
+    assert_eq!(running.take("run-a").await.unwrap(), Taken::Ours);
+    assert_eq!(watching.holder().await.unwrap().as_deref(), Some("run-a"));
+
+    freeze(&running, &client, LEASE_DURATION - Duration::from_secs(5)).await;
+    assert_eq!(watching.holder().await.unwrap().as_deref(), Some("run-a"), "renewed within its duration");
+    age(&client, LEASE_DURATION + Duration::from_secs(5)).await;
+    assert_eq!(watching.holder().await.unwrap(), None, "a run killed mid-release holds nothing once its lease expired");
+    assert_eq!(holder(&client).await.as_deref(), Some("run-a"), "reading took nothing over");
+
+    assert_eq!(running.take("run-a").await.unwrap(), Taken::Ours);
+    running.release("run-a").await.unwrap();
+    assert_eq!(watching.holder().await.unwrap(), None, "released");
+}
+
+/// Ages the Lease's last renewal to `ago` (its run's renewals stopped already).
+async fn age(client: &kube::Client, ago: Duration) {
+    let leases = Api::<Lease>::namespaced(client.clone(), "bookinfo");
+    let mut lease = leases.get(LEASE).await.unwrap();
+    let aged = jiff::Timestamp::now() - jiff::SignedDuration::try_from(ago).unwrap();
+    lease.spec.as_mut().unwrap().renew_time = Some(MicroTime(aged));
+    leases.replace(LEASE, &PostParams::default(), &lease).await.unwrap();
 }
