@@ -64,6 +64,17 @@ fn grants(rule: &Value) -> Vec<(String, String, String)> {
     grants
 }
 
+/// Applies manifests/rbac.yaml (the Istio setup's ServiceAccount, Role and RoleBinding).
+pub(crate) async fn apply_istio_rbac(world: &World) {
+    apply_rbac(world, Setup::Istio, None).await;
+}
+
+/// The index of the Istio Role's rule that grants `resource`.
+pub(crate) fn istio_rule_for(resource: &str) -> usize {
+    let rules = role_rules(Setup::Istio);
+    rules.iter().position(|rule| strings(&rule["resources"]).contains(&resource.to_owned())).expect("a rule grants it")
+}
+
 /// Applies the setup's RBAC manifest, without the Role's rule `removed` when given.
 async fn apply_rbac(world: &World, setup: Setup, removed: Option<usize>) {
     let mut documents = rbac_documents(setup);

@@ -6,6 +6,8 @@
 //!                     │ this release (version and manifest digest)
 //!                     ├─ a new phase ──▶ the progress line `fledge run` prints for it
 //!                     ├─ an outcome, or an approval stop ──▶ the result line; exit with its code
+//!                     ├─ no process holds the lock: a rollback that failed ──▶ exit 20, as its run did;
+//!                     │                              otherwise a warning: it waits for `fledge run` to resume it
 //!                     └─ --timeout passed ──▶ exit 5 (locked): the release is still in flight in another process
 //! ```
 
@@ -100,11 +102,23 @@ async fn wait(
     let report = writer.reporter();
     let say = |message: String| report(&Event::Warning { message });
     let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout.as_std());
-    let (mut seen, mut announced, mut failing) = (None::<Phase>, false, false);
+    let (mut seen, mut announced, mut failing, mut unattended_said) = (None::<Phase>, false, false, false);
+    let finish = |record: &RunRecord, outcome: Outcome| {
+        let detail = match outcome {
+            Outcome::RollbackFailed => record.rollback_failure.clone(),
+            _ => (!record.detail.is_empty()).then(|| record.detail.clone()),
+        };
+        let line = crate::views::release::render_result(release, outcome, detail.or(writer.detail()));
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+        outcome
+    };
     loop {
         match state.load().await {
-            Ok(Some(record)) if record.is_of(release) => {
+            Ok(Some(mut record)) if record.is_of(release) => {
                 failing = false;
+                // The run saves its end before it releases the lock: with the lock free, the record read after
+                // that is the last one its process wrote.
+                let unattended = ended(&record).is_none() && unattended(&state, release, &mut record).await;
                 if seen != Some(record.phase) {
                     let before = seen.replace(record.phase);
                     for event in events_of(release, &record, before) {
@@ -112,10 +126,22 @@ async fn wait(
                     }
                 }
                 if let Some(outcome) = ended(&record) {
-                    let detail = (!record.detail.is_empty()).then(|| record.detail.clone()).or(writer.detail());
-                    let line = crate::views::release::render_result(release, outcome, detail);
-                    let _ = writeln!(std::io::stdout().lock(), "{line}");
-                    return Ok(outcome);
+                    return Ok(finish(&record, outcome));
+                }
+                match (unattended, &record.rollback_failure) {
+                    (true, Some(failure)) => {
+                        report(&Event::RollbackFailed { error: failure.clone() });
+                        return Ok(finish(&record, Outcome::RollbackFailed));
+                    }
+                    (true, None) if !unattended_said => {
+                        unattended_said = true;
+                        say(format!(
+                            "no process runs the release now (its lock is free): it stays in {} until `fledge run` resumes it or `fledge abort` rolls it back",
+                            record.phase
+                        ));
+                    }
+                    (true, None) => {}
+                    (false, _) => unattended_said = false,
                 }
             }
             Ok(_) if !announced => {
@@ -134,14 +160,36 @@ async fn wait(
         }
         if deadline.is_some_and(|deadline| tokio::time::Instant::now() + POLL_INTERVAL > deadline) {
             let timeout = timeout.expect("a deadline has a timeout");
-            let line = format!(
-                "{} {}: still in flight after {timeout} (--timeout); another process runs it: `fledge status` shows where it is",
-                service.name, service.version
-            );
+            let line = if unattended_said {
+                format!(
+                    "{} {}: still in flight after {timeout} (--timeout), and no process runs it: `fledge run` resumes it, `fledge abort` rolls it back",
+                    service.name, service.version
+                )
+            } else {
+                format!(
+                    "{} {}: still in flight after {timeout} (--timeout); another process runs it: `fledge status` shows where it is",
+                    service.name, service.version
+                )
+            };
             let _ = writeln!(std::io::stdout().lock(), "{line}");
             return Ok(Outcome::Locked);
         }
         tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Whether no process holds the release lock; `record` is then read again. A lock that cannot be read counts as
+/// held (the release goes on as far as anyone can tell).
+async fn unattended(state: &ClusterState, release: &Release, record: &mut RunRecord) -> bool {
+    if !matches!(state.lock_holder().await, Ok(None)) {
+        return false;
+    }
+    match state.load().await {
+        Ok(Some(last)) if last.is_of(release) => {
+            *record = last;
+            true
+        }
+        _ => false,
     }
 }
 

@@ -63,6 +63,9 @@ impl Status<'_> {
         if !record.detail.is_empty() {
             let _ = writeln!(out, "  why       {}", record.detail);
         }
+        if let Some(failure) = &record.rollback_failure {
+            let _ = writeln!(out, "  rollback  could not finish: {failure}");
+        }
         let _ = writeln!(
             out,
             "  run       {}, started {}, updated {}",
