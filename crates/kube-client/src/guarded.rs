@@ -58,6 +58,13 @@ pub fn test_resource_version(object: &Value) -> PatchOperation {
     })
 }
 
+/// How long to wait after the `attempt`th write conflicted: exponential from 20 ms to 1 s, with jitter so competing
+/// writers drift apart.
+pub fn conflict_backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(20u64 << attempt.min(6)).min(Duration::from_secs(1));
+    base + base.mul_f64(rand::random::<f64>())
+}
+
 /// Reads `name`, plans a JSON patch with `plan` (`None`: nothing to do), applies it as `field_manager`; on a
 /// conflict, backs off, reads again and plans again, for up to [`WRITE_BUDGET`]. `conflicts` counts the re-plans.
 pub async fn guarded_patch<E>(
@@ -82,10 +89,7 @@ pub async fn guarded_patch<E>(
             Err(error) if conflicted(&error) && tokio::time::Instant::now() < deadline => {
                 conflicts.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%error, attempt, name, "guarded write conflicted; re-reading");
-                // Exponential back-off from 20 ms to 1 s, with jitter so competing writers drift apart.
-                let base = Duration::from_millis(20u64 << attempt.min(6)).min(Duration::from_secs(1));
-                let jitter = base.mul_f64(rand::random::<f64>());
-                tokio::time::sleep(base + jitter).await;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
             }
             Err(error) => return Err(GuardedError::Write(error)),
         }

@@ -19,7 +19,7 @@ mod retry;
 pub use attempt::{ANSWER_DEADLINE, AttemptError, AttemptLayer, BODY_DEADLINE};
 pub use discovery::optional_resource;
 pub use fence::{FenceLayer, LockLost, WRITE_PATIENCE, WriteFence};
-pub use guarded::{GuardedError, Written, guarded_patch};
+pub use guarded::{GuardedError, Written, conflict_backoff, guarded_patch};
 pub use retry::{ApiRetry, REQUEST_BUDGET};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};

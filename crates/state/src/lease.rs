@@ -29,8 +29,8 @@ pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a held lease is renewed.
 pub const RENEW_PERIOD: Duration = Duration::from_secs(2);
 
-/// How many times taking the lock is decided again after a conflicting write.
-const TAKE_ATTEMPTS: usize = 5;
+/// How long taking or releasing the lock is decided again, on a fresh read, after conflicting writes.
+const CONFLICT_BUDGET: Duration = Duration::from_secs(10);
 
 /// Who holds the lease after an attempt to take it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,7 +114,8 @@ impl ReleaseLock {
     /// Takes the lease for `holder` when it is free, expired or already ours, and keeps it renewed. A write that
     /// conflicts (someone wrote the lease since it was read) is decided again on a fresh read.
     pub(crate) async fn take(&self, holder: &str) -> Result<Taken, LeaseError> {
-        for _ in 0..TAKE_ATTEMPTS {
+        let deadline = Instant::now() + CONFLICT_BUDGET;
+        for attempt in 1.. {
             let sent = Instant::now();
             if let Some(taken) = self.try_take(holder).await? {
                 if taken == Taken::Ours {
@@ -123,6 +124,10 @@ impl ReleaseLock {
                 }
                 return Ok(taken);
             }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(fledge_kube_client::conflict_backoff(attempt)).await;
         }
         Ok(Taken::Theirs("other runs taking the lock now".into()))
     }
@@ -229,7 +234,8 @@ impl ReleaseLock {
         if self.fence.lost_now().is_some() {
             return Ok(());
         }
-        for _ in 0..TAKE_ATTEMPTS {
+        let deadline = Instant::now() + CONFLICT_BUDGET;
+        for attempt in 1.. {
             let Some(mut lease) = self.leases.get_opt(&self.name).await.map_err(self.error("read"))? else {
                 break;
             };
@@ -242,7 +248,9 @@ impl ReleaseLock {
             }
             match self.leases.replace(&self.name, &PostParams::default(), &lease).await {
                 Ok(_) => break,
-                Err(error) if status_code(&error) == Some(409) => continue,
+                Err(error) if status_code(&error) == Some(409) && Instant::now() < deadline => {
+                    tokio::time::sleep(fledge_kube_client::conflict_backoff(attempt)).await;
+                }
                 Err(error) if status_code(&error) == Some(404) => break,
                 Err(error) => return Err(self.error("release")(error)),
             }
