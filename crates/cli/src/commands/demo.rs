@@ -8,9 +8,11 @@ use crate::progress::EventWriter;
 use crate::simulation::{SimulatedWorld, WorldError};
 use crate::views::release::render_result;
 use fledge_core::{Outcome, Release, RollbackReason};
+use fledge_runner::{Event, Reporter};
 use fledge_sim::prometheus::PrometheusError;
 use fledge_sim::scenario::Scenario;
 use std::io::Write as _;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 const DEMO_MANIFEST: &str = include_str!("../../../../examples/demo.yaml");
@@ -80,31 +82,47 @@ async fn demo(
     release.prometheus.url = world.prometheus_url.clone();
 
     say("\n== 1. release reviews v2, a healthy version: 10%, 30%, 60% of traffic, then 100% ==");
-    let healthy = run_release(&world, &release, log_format).await?;
+    let (healthy, _) = run_release(&world, &release, log_format).await?;
 
     let mut bad = release.clone();
     bad.service.version = "v3".into();
     bad.deploy.image = BAD_IMAGE.into();
     say("\n== 2. release reviews v3, whose image fails 8% of requests, with the same policy ==");
-    let broken = run_release(&world, &bad, log_format).await?;
+    let (broken, caught_at) = run_release(&world, &bad, log_format).await?;
 
     let expected = healthy == Outcome::Promoted && broken == Outcome::RolledBack(RollbackReason::Metrics);
-    say(if expected {
-        "\ndemo finished: v2 was promoted; v3 was caught at its first stage and rolled back, v2 kept all traffic."
+    let stage = caught_at
+        .map_or_else(String::new, |index| format!(" at stage {} ({}%)", index + 1, bad.stages[index].weight.percent()));
+    say(&if expected {
+        format!("\ndemo finished: v2 was promoted; v3 was caught{stage} and rolled back, v2 kept all traffic.")
     } else {
-        "\ndemo finished, but not as expected: see the lines above."
+        "\ndemo finished, but not as expected: see the lines above.".to_owned()
     });
     Ok(if expected { super::SUCCEEDED } else { Outcome::InternalError })
 }
 
-async fn run_release(world: &SimulatedWorld, release: &Release, log_format: LogFormat) -> Result<Outcome, DemoError> {
+/// Runs `release` to its end: its outcome, and the index of the last stage it started.
+async fn run_release(
+    world: &SimulatedWorld,
+    release: &Release,
+    log_format: LogFormat,
+) -> Result<(Outcome, Option<usize>), DemoError> {
     let writer = EventWriter::new(release, log_format);
     let ports = ports_for(release, world.clients.clone(), world.fence.clone(), Some(writer.progress()))
         .await
         .map_err(DemoError::Setup)?;
     let launch = Launch { run_id: run_id(), approve: false, signals: Signals::Handled(writer.clone()), abort: false };
+    let last_stage = Arc::new(Mutex::new(None));
+    let (report, seen) = (writer.reporter(), last_stage.clone());
+    let reporter: Reporter = Arc::new(move |event: &Event| {
+        if let Event::StageStarted { index, .. } = event {
+            *seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(*index);
+        }
+        report(event);
+    });
     let started = Instant::now();
-    let outcome = launch_release(release, &ports, writer.reporter(), launch).await;
+    let outcome = launch_release(release, &ports, reporter, launch).await;
     say(&format!("{} ({:.0}s)", render_result(release, outcome, writer.detail()), started.elapsed().as_secs_f64()));
-    Ok(outcome)
+    let last_stage = *last_stage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Ok((outcome, last_stage))
 }
