@@ -3,7 +3,7 @@
 //! version. After promotion only the managed rule's backendRefs differ; after a rollback the route is exactly as
 //! found and the canary Service is gone; a backend a parent refuses stops the release with the parent's words.
 
-use crate::support::World;
+use crate::support::{World, judged_strictly};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -86,14 +86,7 @@ async fn only_the_managed_rule_changes_at_promotion_and_a_rollback_restores_the_
     // A bad v3 from there: the rollback puts the route back exactly, and the canary Service is gone.
     let before = world.route_object().await;
     let services_before = world.service_names().await;
-    let rolled_back = world
-        .fledge(
-            &["run"],
-            &world.manifest("v3", "2.0.0-errors", |text| {
-                text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
-            }),
-        )
-        .await;
+    let rolled_back = world.fledge(&["run"], &world.manifest("v3", "2.0.0-errors", judged_strictly)).await;
     assert_eq!(rolled_back.code, 11, "{rolled_back:#?}");
     assert_eq!(world.route_object().await, before, "the route is byte-identical to the one found");
     assert_eq!(world.service_names().await, services_before, "the canary Service reviews-v3 is gone");

@@ -2,7 +2,7 @@
 //! with match conditions before the managed one, and a subset-level TLS policy: each choice of `traffic.pinnedRoutes`
 //! leaves whole objects as expected after promotion and after a rollback, and never a route without pods.
 
-use crate::support::World;
+use crate::support::{World, judged_strictly};
 use serde_json::{Value, json};
 
 /// bookinfo's DestinationRule and VirtualService as teams write them, and traffic that takes the debug route too.
@@ -137,10 +137,7 @@ async fn move_points_pinned_routes_at_the_new_version_and_a_rollback_restores_ev
         .fledge(
             &["run"],
             &world.manifest("v3", "2.0.0-errors", |text| {
-                format!(
-                    "{}traffic:\n  istio: {{route: primary}}\n",
-                    text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
-                )
+                format!("{}traffic:\n  istio: {{route: primary}}\n", judged_strictly(text))
             }),
         )
         .await;

@@ -3,7 +3,7 @@
 //! runs the release any more; and gives up at `--timeout`.
 
 use crate::permissions::{apply_istio_rbac, istio_rule_for};
-use crate::support::{Provider, World};
+use crate::support::{Provider, World, judged_strictly};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -32,8 +32,7 @@ async fn fledge_wait_exits_with_the_code_of_the_release_another_process_runs() {
 
     // Rolled back on its metrics.
     let errors = world.manifest("v3", "3.0.0-errors", |text| {
-        text.replace("  interval: 3s\n", "  interval: 3s\n  failureLimit: 0\n")
-            .replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 12s}")
+        judged_strictly(text).replace("  - {weight: 20, duration: 6s}", "  - {weight: 20, duration: 24s}")
     });
     let waiting = world.spawn(&["wait"], &errors);
     let run = world.fledge(&["run"], &errors).await;
@@ -89,7 +88,11 @@ async fn fledge_wait_exits_20_with_the_run_whose_rollback_the_api_server_refused
     assert_eq!(world.weights().await, [("v1".to_owned(), 80), ("v2".to_owned(), 20)], "left as the run left it");
     let status = world.fledge(&["status"], &manifest).await;
     assert!(status.stdout.contains("in flight: rolling back"), "{}", status.stdout);
-    assert!(status.stdout.contains("\n  rollback  could not finish: failed to restore the route: "), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("\n  rollback  could not finish: failed to restore the route: "),
+        "{}",
+        status.stdout
+    );
 
     // A person gives the permission back and retries the rollback.
     apply_istio_rbac(&world).await;

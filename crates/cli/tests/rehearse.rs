@@ -5,7 +5,9 @@ use serde_json::Value;
 use std::process::Command;
 
 /// Rehearsed services fail 0.1% of requests: a 6 s window at 20% of 100 requests per second holds about 120, so the
-/// bound sits where two chance failures still pass.
+/// bound sits where two chance failures still pass. The first stage has four rounds: the first errors of a new
+/// version are not counted (Istio's series of 500s appears with the first one, and `rate()` needs two samples), so a
+/// 10% version can pass a round or two before it fails two.
 const POLICY: &str = "apiVersion: fledge/v1
 kind: Release
 service: {name: shop, namespace: store, version: v2}
@@ -18,7 +20,7 @@ analysis:
   metrics:
     - {builtin: success-rate, min: 98, window: 6s}
 stages:
-  - {weight: 20, duration: 9s}
+  - {weight: 20, duration: 12s}
   - {weight: 60, duration: 9s}
 promote: {scaleDownDelay: 1s}
 ";
@@ -52,12 +54,13 @@ fn a_version_with_errors_is_caught_at_stage_one_with_the_exposure_the_traffic_im
     let rehearsal = &rehearsals[0];
     assert_eq!(rehearsal["outcome"], "rolled-back-metrics");
     assert_eq!(rehearsal["caughtAt"], "stage 1 (20%)");
-    // Two failed 3 s rounds at 20% of 100 requests per second: about 6 s × 20 = 120 requests reached v2.
+    // Two failed 3 s rounds at 20% of 100 requests per second: about 6 s × 20 = 120 requests reached v2 (up to twice
+    // that when the first rounds missed the first errors).
     let seconds_at_stage_one = rehearsal["timeToAbortSeconds"].as_f64().unwrap() - 1.0;
     let requests = rehearsal["requestsToNew"].as_u64().unwrap() as f64;
     let failed = rehearsal["failedRequests"].as_u64().unwrap() as f64;
-    assert!((3.0..15.0).contains(&seconds_at_stage_one), "caught within the stage: {rehearsal}");
-    assert!((60.0..=260.0).contains(&requests), "about 20 rps for a few seconds: {rehearsal}");
+    assert!((3.0..18.0).contains(&seconds_at_stage_one), "caught within the stage: {rehearsal}");
+    assert!((60.0..=320.0).contains(&requests), "about 20 rps for a few seconds: {rehearsal}");
     let rate = failed / requests;
     assert!((0.03..=0.2).contains(&rate), "about 10% of them failed: {rehearsal}");
 }
@@ -72,7 +75,7 @@ fn the_same_policy_through_the_gateway_api_catches_the_same_version_at_the_same_
         (Some("rolled-back-metrics"), Some("stage 1 (20%)"))
     );
     let requests = rehearsal["requestsToNew"].as_u64().unwrap() as f64;
-    assert!((60.0..=260.0).contains(&requests), "about 20 rps through the HTTPRoute for a few seconds: {rehearsal}");
+    assert!((60.0..=320.0).contains(&requests), "about 20 rps through the HTTPRoute for a few seconds: {rehearsal}");
 }
 
 #[test]
