@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 use support::{TestCluster, bookinfo, eventually};
+use tokio::io::AsyncBufReadExt as _;
 
 const DEPLOYMENT: &str = r#"
 apiVersion: apps/v1
@@ -64,6 +65,29 @@ async fn get_and_list_with_label_selectors() {
     assert_eq!(short, "virtualservice.networking.istio.io/reviews\ndestinationrule.networking.istio.io/reviews\n");
 }
 
+/// The lines `kubectl get -w --output-watch-events` prints (split into fields) up to and including `KIND NAME`;
+/// fails when that takes longer than 30 s.
+async fn watched_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    kind: &str,
+    name: &str,
+) -> Vec<Vec<String>> {
+    let mut seen = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("kubectl's output") {
+            let fields: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            let done = fields.first().is_some_and(|first| first == kind) && fields.get(1).is_some_and(|it| it == name);
+            seen.push(fields);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the watch printed no {kind} {name}: {seen:?}");
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_streams_additions_changes_and_deletions() {
     let cluster = TestCluster::start(&bookinfo()).await;
@@ -77,7 +101,11 @@ async fn watch_streams_additions_changes_and_deletions() {
         .kill_on_drop(true)
         .spawn()
         .expect("kubectl watch starts");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().expect("piped")).lines();
+    // The watch prints what it lists, then what it is told: once it printed a ConfigMap created now, it watches,
+    // and every later change reaches it.
+    cluster.kubectl_ok(&["create", "configmap", "ready", "-n", "bookinfo"]).await;
+    watched_until(&mut lines, "ADDED", "ready").await;
     cluster
         .kubectl_ok(&[
             "create",
@@ -104,14 +132,10 @@ async fn watch_streams_additions_changes_and_deletions() {
         ])
         .await;
     cluster.kubectl_ok(&["delete", "configmap", "settings", "-n", "bookinfo"]).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let printed = watched_until(&mut lines, "DELETED", "settings").await;
     watch.start_kill().unwrap();
-    let output = watch.wait_with_output().await.unwrap();
-    let events: Vec<Vec<String>> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| line.split_whitespace().map(str::to_owned).collect())
-        .filter(|fields: &Vec<String>| fields.get(1).is_some_and(|name| name == "settings"))
-        .collect();
+    let events: Vec<Vec<String>> =
+        printed.into_iter().filter(|fields| fields.get(1).is_some_and(|name| name == "settings")).collect();
     let kinds: Vec<&str> = events.iter().map(|fields| fields[0].as_str()).collect();
     assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED"], "{events:?}");
     assert_eq!(events[1][2], "2", "the DATA column counts both keys: {events:?}");

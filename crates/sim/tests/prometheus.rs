@@ -6,7 +6,10 @@ mod support;
 
 use fledge_testkit::TestPrometheus;
 use std::time::Duration;
-use support::{TestCluster, bookinfo};
+use support::{TestCluster, bookinfo, eventually};
+
+/// Requests to each version of reviews over the last 30 s.
+const SHARES: &str = r#"sum by (destination_version) (increase(istio_requests_total{reporter="destination",destination_service_name="reviews"}[30s]))"#;
 
 /// bookinfo with a healthy reviews-v2 beside v1, and the route split 80/20.
 fn split_scenario() -> String {
@@ -53,8 +56,13 @@ async fn prometheus_sees_istio_metrics_and_shares_follow_the_weights() {
     let cluster = TestCluster::start(&split_scenario()).await;
     let target = cluster.sim.metrics_url().trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
     let prometheus = TestPrometheus::start(&[&target]).await;
-    // Let both versions start and 30 s of traffic accumulate.
-    tokio::time::sleep(Duration::from_secs(36)).await;
+    // Both versions serve, and 30 s of their traffic (50 requests per second) is in Prometheus.
+    eventually("30 s of traffic to both versions in Prometheus", Duration::from_secs(120), || async {
+        let shares = try_query(&prometheus, SHARES).await.ok()?;
+        let total: f64 = shares.iter().map(|(_, value)| value).sum();
+        (shares.len() == 2 && total > 1400.0).then_some(())
+    })
+    .await;
 
     let success_rate = query(
         &prometheus,
@@ -72,11 +80,7 @@ async fn prometheus_sees_istio_metrics_and_shares_follow_the_weights() {
     assert_eq!(p99.len(), 1, "{p99:?}");
     assert!(p99[0].1.is_finite() && p99[0].1 > 10.0 && p99[0].1 < 250.0, "p99 {p99:?}");
 
-    let shares = query(
-        &prometheus,
-        r#"sum by (destination_version) (increase(istio_requests_total{reporter="destination",destination_service_name="reviews"}[30s]))"#,
-    )
-    .await;
+    let shares = query(&prometheus, SHARES).await;
     let total: f64 = shares.iter().map(|(_, value)| value).sum();
     let share = |version: &str| {
         shares
