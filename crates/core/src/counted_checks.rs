@@ -11,6 +11,7 @@ use crate::CheckVerdict;
 use crate::analysis::CheckResult;
 use crate::release::{Analysis, MetricCheck, Threshold};
 use crate::sequential::{self, Counts, Regression, SequentialTest};
+use std::collections::BTreeMap;
 
 /// What one look read for one counted check: its counters, or why it could not read them.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +72,23 @@ impl CountedChecks {
             })
             .collect();
         CountedChecks { checks }
+    }
+
+    /// Carries on the tests of a run of this release that was interrupted (the run record's): each check takes the
+    /// saved test of its name when it has the same false-alarm rate. The evidence goes on; the looks start afresh.
+    pub fn resume(&mut self, saved: &BTreeMap<String, SequentialTest>) {
+        for check in &mut self.checks {
+            if let Some(test) = saved.get(&check.name)
+                && test.false_alarm() == check.test.false_alarm()
+            {
+                check.test = test.clone();
+            }
+        }
+    }
+
+    /// Each check's test, by name, for the run record.
+    pub fn tests(&self) -> BTreeMap<String, SequentialTest> {
+        self.checks.iter().map(|check| (check.name.clone(), check.test.clone())).collect()
     }
 
     /// Whether the release has no counted check.
@@ -264,6 +282,45 @@ mod tests {
             "{detail}"
         );
         assert_eq!(checks.results(jiff::Timestamp::UNIX_EPOCH)[0].verdict, CheckVerdict::Fail);
+    }
+
+    /// The second at which `checks` find the new version worse, fed the counters of a version failing 5% beside a
+    /// live one failing none, from `from` seconds on (a fresh baseline first).
+    fn second_caught(checks: &mut CountedChecks, from: u64) -> Option<u64> {
+        checks.start_stage(5);
+        let counters =
+            |second: u64| Counts { new_total: 5 * second, new_bad: second / 4, live_total: 95 * second, live_bad: 0 };
+        checks.look(reading(counters(from)));
+        (from + 1..=from + 60).find(|second| checks.look(reading(counters(*second))).is_some())
+    }
+
+    #[test]
+    fn a_resumed_release_carries_the_evidence_on_and_only_to_a_test_of_the_same_rate() {
+        let mut interrupted = CountedChecks::of(&analysis());
+        interrupted.start_stage(5);
+        let before = Counts { new_total: 0, new_bad: 0, live_total: 0, live_bad: 0 };
+        interrupted.look(reading(before));
+        // One failure in 25 requests: not yet enough.
+        assert_eq!(interrupted.look(reading(Counts { new_total: 25, new_bad: 1, live_total: 475, live_bad: 0 })), None);
+        let saved: BTreeMap<String, SequentialTest> =
+            serde_json::from_str(&serde_json::to_string(&interrupted.tests()).unwrap()).unwrap();
+        assert!(saved["errors"].evidence() > 1.0, "{saved:?}");
+
+        let mut resumed = CountedChecks::of(&analysis());
+        resumed.resume(&saved);
+        assert_eq!(resumed.tests(), saved, "the run record's tests, as they were");
+        let mut fresh = CountedChecks::of(&analysis());
+        let (resumed_at, fresh_at) = (second_caught(&mut resumed, 100), second_caught(&mut fresh, 100));
+        assert!(
+            resumed_at.unwrap() < fresh_at.unwrap(),
+            "sooner with the evidence carried: {resumed_at:?} {fresh_at:?}"
+        );
+
+        let mut stricter = analysis();
+        stricter.false_alarm = 0.001;
+        let mut other = CountedChecks::of(&stricter);
+        other.resume(&saved);
+        assert_eq!(other.tests()["errors"], SequentialTest::new(0.001), "a test of another rate starts afresh");
     }
 
     #[test]

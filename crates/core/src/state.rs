@@ -2,8 +2,10 @@
 //! a run killed at any point is resumed or rolled back by running the same command again.
 
 use crate::analysis::StageTally;
+use crate::sequential::SequentialTest;
 use crate::{Outcome, Phase, Release, RollbackReason};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One release's progress.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +33,10 @@ pub struct RunRecord {
     pub stage_elapsed_seconds: u64,
     /// Time the current stage has held for data, in seconds.
     pub stage_held_seconds: u64,
+    /// The counted checks' sequential tests as of the last round, by check name: a run that resumes the release
+    /// carries their evidence on, so that its false-alarm rate holds for the release, not for each run of it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counted_tests: BTreeMap<String, SequentialTest>,
     /// What the traffic adapter recorded at preflight to restore the route exactly.
     pub traffic_snapshot: serde_json::Value,
     /// Why the release is rolling back or was rolled back.
@@ -71,6 +77,7 @@ impl RunRecord {
             tally: None,
             stage_elapsed_seconds: 0,
             stage_held_seconds: 0,
+            counted_tests: BTreeMap::new(),
             traffic_snapshot,
             rollback_reason: None,
             detail: String::new(),

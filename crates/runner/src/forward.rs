@@ -203,8 +203,10 @@ impl<P: Adapters> Runner<'_, P> {
             }
             Phase::Done => return Ok(record.outcome.unwrap_or(Outcome::Promoted)),
         };
-        // One sequential test per counted check over every stage this run drives: evidence carries across stages.
+        // One sequential test per counted check over the whole release: evidence carries across stages, and from an
+        // interrupted run to the one that resumes it (as of its last round).
         let mut counted = CountedChecks::of(&self.release.analysis);
+        counted.resume(&record.counted_tests);
         for index in first_stage..stages {
             self.stage(record, index, &mut monitor, &mut counted).await?;
         }
@@ -416,6 +418,9 @@ impl<P: Adapters> Runner<'_, P> {
         record.tally = Some(clock.tally);
         record.stage_elapsed_seconds = clock.elapsed.as_secs();
         record.stage_held_seconds = clock.held.as_secs();
+        if !counted.is_empty() {
+            record.counted_tests = counted.tests();
+        }
         if let Err(error) = self.save(record).await {
             self.emit(Event::Warning { message: failed("update the run record", &error) });
         }

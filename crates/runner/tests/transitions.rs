@@ -608,6 +608,37 @@ async fn a_counted_check_rolls_back_at_the_look_its_evidence_crosses_before_any_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_resumed_release_carries_its_counted_evidence_on_from_the_last_round() {
+    let fake = Fake::new();
+    // One failure of the new version every 12 s: a test needs three of them (the evidence after two is 55, the
+    // bound 100), 36 s from a fresh start. The first run saves two at its 30 s round and is killed at 33 s.
+    fake.world().counters = counters_per_second(600, 10, 12);
+    let (_cancel, receiver) = watch::channel(false);
+    let interrupted = tokio::time::timeout(
+        Duration::from_secs(5 + 35),
+        run_with(&fake, release(COUNTED), RunOptions::default(), receiver),
+    )
+    .await;
+    assert!(interrupted.is_err(), "killed after the first round, before the evidence is clear");
+    let saved = {
+        let mut world = fake.world();
+        world.lock = None; // the lease expired
+        world.record.as_ref().unwrap().counted_tests.clone()
+    };
+    let evidence = saved.get("errors").map(fledge_core::sequential::SequentialTest::evidence);
+    assert!(evidence.is_some_and(|evidence| evidence > 10.0 && evidence < 100.0), "as of the first round: {saved:?}");
+
+    let resumed = run(&fake, release(COUNTED)).await;
+    assert_eq!(resumed.outcome, Outcome::RolledBack(RollbackReason::Metrics));
+    assert!(matches!(resumed.events[0], Event::Resuming { phase: Phase::Stage { index: 0 } }));
+    assert!(
+        resumed.took < Duration::from_secs(5 + 15),
+        "the next failure is enough with the first run's evidence: {:?}",
+        resumed.took
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stage_holds_until_its_counted_checks_have_seen_enough_requests() {
     let fake = Fake::new();
     fake.world().counters = counters_per_second(2_000, 1, 0);
