@@ -22,6 +22,7 @@ pub mod phase;
 pub mod ports;
 pub mod query_template;
 pub mod release;
+pub mod round_noise;
 pub mod sequential;
 pub mod state;
 pub mod statistics;

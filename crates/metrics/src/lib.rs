@@ -18,6 +18,7 @@ mod port;
 pub mod preflight;
 pub mod prometheus;
 pub mod queries;
+mod round_noise;
 
 pub use checks::{AnalysisTarget, Analyzer};
 pub use fledge_core::analysis::Round;

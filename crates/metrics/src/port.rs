@@ -50,7 +50,12 @@ impl MetricsAnalyzer for PrometheusAnalysis {
     async fn preflight(&self, live_version: &str, budget: Duration) -> Result<Vec<String>, PortError> {
         let deadline = tokio::time::Instant::now() + budget;
         let data_plane = self.data_plane(live_version, deadline).await;
-        Ok(self.analyzer(live_version, data_plane).preflight(deadline).await?)
+        let analyzer = self.analyzer(live_version, data_plane);
+        let mut warnings = analyzer.preflight(deadline).await?;
+        if let Some(first) = self.release.stages.first() {
+            warnings.extend(analyzer.round_noise(first.weight.percent(), deadline).await);
+        }
+        Ok(warnings)
     }
 
     fn queries(&self, live_version: &str) -> Vec<(String, String)> {

@@ -87,6 +87,15 @@ pub fn request_count(workload: &Workload, window: Duration) -> String {
     format!(r#"sum(increase(istio_requests_total{{{}}}[{window}]))"#, workload.selector())
 }
 
+/// The PromQL of the share of a workload's requests that failed (5xx) over `window`, from 0 to 1; no series when
+/// none failed.
+pub fn failing_share(workload: &Workload, window: Duration) -> String {
+    let selector = workload.selector();
+    format!(
+        r#"sum(increase(istio_requests_total{{{selector},response_code=~"5.*"}}[{window}])) / sum(increase(istio_requests_total{{{selector}}}[{window}]))"#
+    )
+}
+
 /// The counters a counted check reads for one workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Counters {

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 const BEHAVIOURS: &str = r#"
 behaviours:
   - {image: "example.com/app:errors", behaviour: "p99=250ms, errors=5%"}
+  - {image: "example.com/app:one-percent", behaviour: "p99=250ms, errors=1%"}
   - {image: "example.com/app:slow", behaviour: "p99=250ms, latency=+300ms"}
   - {image: "example.com/app:plus-100ms", behaviour: "latency=+100ms"}
   - {image: "example.com/app:plus-300ms", behaviour: "latency=+300ms"}
@@ -347,4 +348,29 @@ async fn preflight_tries_a_counted_check_as_the_release_reads_it() {
         ),
         "{warnings:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_warns_about_a_bound_a_version_as_healthy_as_the_live_one_fails_by_chance() {
+    let world = start(&[("shop", "v1", "one-percent")], &[("shop", 40)]).await;
+    wait_for_requests(&world, &["shop-v1"], "20s", 600.0).await;
+    // 10% of 40 requests per second over 10 s: about 40 requests, of which the live version fails 1%.
+    let checks = "  metrics:\n    - {name: strict, builtin: success-rate, min: 99, window: 10s}\n    - {name: tolerant, builtin: success-rate, min: 80, window: 10s}\n";
+    let analyzer = analyzer(&release(&world, "shop", "v2", checks));
+    let warnings = analyzer.round_noise(10, Instant::now() + Duration::from_secs(5)).await;
+    assert_eq!(warnings.len(), 1, "only the strict bound: {warnings:?}");
+    let warning = &warnings[0];
+    assert!(warning.starts_with("check `strict` (>= 99% over 10s) would fail about "), "{warning}");
+    assert!(warning.contains("% of rounds by chance at 10% of the traffic: a window holds about "), "{warning}");
+    assert!(
+        warning.contains(" requests of the new version and lets 0 fail, and the live version shop-v1 fails "),
+        "{warning}"
+    );
+    let chance: f64 = warning["check `strict` (>= 99% over 10s) would fail about ".len()..]
+        .split('%')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("a chance: {warning}"));
+    // 1 - 0.99^40 is 33%; the live share is measured over the requests so far.
+    assert!((5.0..80.0).contains(&chance), "{warning}");
 }
