@@ -53,6 +53,14 @@ impl Status<'_> {
                 tally.failed_rounds
             );
         }
+        for (check, test) in &record.counted_tests {
+            let _ = writeln!(
+                out,
+                "  evidence  {check}: {:.1} that the new version is worse, as of the last round ({:.0} rolls it back)",
+                test.evidence(),
+                test.bound()
+            );
+        }
         if let Some(weights) = self.weights {
             let _ = writeln!(
                 out,
@@ -79,5 +87,31 @@ impl Status<'_> {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fledge_core::sequential::{Counts, SequentialTest};
+
+    #[test]
+    fn a_release_with_counted_checks_shows_their_evidence() {
+        let manifest = "apiVersion: fledge/v1\nkind: Release\nservice: {name: reviews, namespace: bookinfo, version: v2}\ndeploy: {image: example.com/reviews:2}\nanalysis: {metrics: [{builtin: success-rate, detect: 1%}]}\n";
+        let release = fledge_manifest::parse(manifest).expect("valid").release;
+        let started = jiff::Timestamp::UNIX_EPOCH;
+        let mut record = RunRecord::start(&release, "run-1", "v1", "reviews-v1", serde_json::json!({}), started);
+        record.phase = Phase::Stage { index: 0 };
+        let mut test = SequentialTest::new(0.01);
+        test.observe(&Counts { new_total: 10, new_bad: 2, live_total: 90, live_bad: 0 });
+        record.counted_tests.insert("success-rate".into(), test);
+        let text = Status { release: &release, record: Some(record), weights: None }.text();
+        assert_eq!(
+            text,
+            "reviews in bookinfo: v2 replacing v1, in flight: stage 1\n  \
+             evidence  success-rate: 55.5 that the new version is worse, as of the last round (100 rolls it back)\n  \
+             run       run-1, started 1970-01-01T00:00:00Z, updated 1970-01-01T00:00:00Z\n  \
+             next      `fledge run` with the manifest of v2 resumes it; `fledge abort` rolls it back\n"
+        );
     }
 }
