@@ -159,7 +159,8 @@ impl Scenario<'_> {
     }
 
     /// Everything fledge does, as the ServiceAccount: `plan`, `gate`, a promotion, `status`, a crash-loop rollback
-    /// whose diagnostics show the pod's log, a resume after kill -9, and `abort` of a release in flight.
+    /// whose diagnostics show the pod's log, a resume after kill -9, and `abort` of a release in flight that `wait`
+    /// follows.
     async fn run(&self) -> Result<(), Failure> {
         let v2 = self.manifest("v2", "2.0.0");
         self.step("plan", &["plan"], &v2, |plan| {
@@ -187,10 +188,16 @@ impl Scenario<'_> {
 
         let v5 = self.manifest("v5", "2.0.0");
         let running = self.run_to_first_stage("abort", &v5).await?;
+        // Another pipeline step follows the release with the same ServiceAccount: the record and the lock, read.
+        let waiting = self.world.spawn_as(&self.kubeconfig, &["wait", "--timeout", "2m"], &v5);
         self.step("abort", &["abort"], &v5, |abort| abort.code == 13).await?;
         let aborted = running.finish().await;
         if aborted.code != 13 {
             return Err(Failure { step: "abort", output: output(&aborted) });
+        }
+        let waited = waiting.finish().await;
+        if waited.code != 13 || waited.stdout != aborted.stdout {
+            return Err(Failure { step: "wait", output: output(&waited) });
         }
         self.step("status", &["status"], &v5, |status| status.code == 0).await?;
         Ok(())
