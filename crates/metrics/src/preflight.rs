@@ -180,9 +180,7 @@ impl Analyzer {
             missing.join(" and ")
         ))))
     }
-}
 
-impl Analyzer {
     /// The first of the new version's counters Prometheus rejects on its own, named by its part, with Prometheus'
     /// message about it rather than about the expression that joins them.
     async fn rejected_counter(&self, check: &str, counters: &Counters, deadline: Instant) -> Option<Rejection> {
